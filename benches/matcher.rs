@@ -1,0 +1,92 @@
+//! Matcher throughput: allocate + release pairs through the matcher actor, beside the same work
+//! on the bare allocation table (a HashMap, no actor) in the same run. The ratio is the price of
+//! owning the table in an actor.
+//!
+//! `cargo bench --bench matcher`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ractor::Actor;
+use telebot::actors::matcher::{Matcher, MatcherHandle};
+use telebot::domain::Money;
+use telebot::domain::allocation::{AllocationTable, ReleaseReason, TableRules};
+use telebot::supervision::ActorSlot;
+
+const RULES: TableRules = TableRules {
+    step: Money::from_micros(1_000),
+    max_slots: 999,
+    window_ms: 900_000,
+    quarantine_ms: 1_800_000,
+};
+const PRICE: Money = Money::from_micros(10_000_000);
+/// Concurrent callers, like many customers ordering at once.
+const CALLERS: u64 = 8;
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = rt.block_on(async {
+        let slot = ActorSlot::new();
+        let matcher = Matcher {
+            chain: "tron".into(),
+            token: "USDT".into(),
+            wallets: vec!["TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh".into()],
+            rules: RULES,
+            store: None,
+        };
+        let (actor, _) = Actor::spawn(None, matcher, ()).await.unwrap();
+        slot.set(actor);
+        Arc::new(MatcherHandle::new(slot))
+    });
+
+    let mut group = c.benchmark_group("matcher");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+
+    group.bench_function("hashmap_floor_allocate_release", |b| {
+        let mut table = AllocationTable::new(RULES, 1);
+        let mut order = 0i64;
+        b.iter(|| {
+            order += 1;
+            let a = table.allocate(order, PRICE, 0).unwrap();
+            table.release(order, ReleaseReason::Paid, 0);
+            a
+        })
+    });
+
+    group.bench_function("actor_allocate_release", |b| {
+        b.iter_custom(|iters| {
+            let handle = handle.clone();
+            rt.block_on(async move {
+                let per_caller = iters.div_ceil(CALLERS);
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for caller in 0..CALLERS {
+                    let h = handle.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for i in 0..per_caller {
+                            let order = (caller as i64) << 40 | i as i64;
+                            h.allocate(order, PRICE).await.unwrap().unwrap();
+                            h.release(order, ReleaseReason::Paid).unwrap();
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_caller * CALLERS) as f64)
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,51 @@
+//! The actors, one per file: the actor struct (read-only configuration), its `State`, the
+//! `Actor` implementation, and the `Clone` handle through which the rest of the code talks to it.
+
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, MessagingErr, RpcReplyPort};
+
+use crate::supervision::ActorSlot;
+
+pub mod matcher;
+
+/// A call to an actor that did not get an answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ActorCallError {
+    #[error("{0} is not running (restarting?)")]
+    Unavailable(&'static str),
+    #[error("{0} did not answer in time")]
+    Timeout(&'static str),
+}
+
+/// Calls the actor in `slot` and waits up to `timeout` for its reply.
+pub(crate) async fn call_slot<M, R>(
+    slot: &ActorSlot<M>,
+    name: &'static str,
+    timeout: Duration,
+    build: impl FnOnce(RpcReplyPort<R>) -> M,
+) -> Result<R, ActorCallError>
+where
+    M: ractor::Message,
+    R: Send + 'static,
+{
+    let actor: ActorRef<M> = slot.get().ok_or(ActorCallError::Unavailable(name))?;
+    match actor.call(build, Some(timeout)).await {
+        Ok(CallResult::Success(r)) => Ok(r),
+        Ok(CallResult::Timeout) => Err(ActorCallError::Timeout(name)),
+        Ok(CallResult::SenderError) | Err(_) => Err(ActorCallError::Unavailable(name)),
+    }
+}
+
+/// Sends a message without waiting for an answer.
+pub(crate) fn cast_slot<M: ractor::Message>(
+    slot: &ActorSlot<M>,
+    name: &'static str,
+    msg: M,
+) -> Result<(), ActorCallError> {
+    let actor = slot.get().ok_or(ActorCallError::Unavailable(name))?;
+    actor
+        .cast(msg)
+        .map_err(|_: MessagingErr<M>| ActorCallError::Unavailable(name))
+}

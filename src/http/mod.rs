@@ -1,0 +1,82 @@
+//! The HTTP server (axum): health and readiness, Prometheus metrics, and later the REST API,
+//! the payment webhook, the dashboard and the Telegram simulator. It runs beside the supervision
+//! tree under the same shutdown.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::app::App;
+
+pub mod health;
+
+pub type AppState = Arc<App>;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP surface of one instance.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.http.body_limit_bytes;
+    let timeout = app.config.http.request_timeout;
+    let mut router = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    if app.config.metrics.enabled && app.config.metrics.addr.is_empty() {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
+        .layer(middleware::from_fn(move |req, next| {
+            observe(req, next, timeout)
+        }))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// Request id, time limit, and the per-route metrics of every request.
+async fn observe(mut req: Request, next: Next, timeout: std::time::Duration) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(new_request_id);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    let span = tracing::info_span!("http", request_id = %request_id, method = %req.method(), route = %route);
+    let mut response = match tokio::time::timeout(
+        timeout,
+        tracing::Instrument::instrument(next.run(req), span),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out").into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), v);
+    }
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+fn new_request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

@@ -1,0 +1,80 @@
+//! The `telebot` command: parse the command line, load the configuration, set up logs and
+//! metrics, run the library, and turn the outcome into an exit code (0 ok, 1 failure, 2 bad
+//! configuration).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use telebot::config::{Config, FileLayer};
+
+#[derive(Parser)]
+#[command(
+    name = "telebot",
+    version,
+    about = "Sell services and digital goods through a Telegram bot, paid in USDT"
+)]
+struct Cli {
+    /// Configuration file (default: ./config.toml if present, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration, print what would run where, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let layer = match cli.config {
+        Some(path) => FileLayer::Explicit(path),
+        None => FileLayer::Default,
+    };
+    let config = match Config::load(layer) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("telebot: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telebot::telemetry::init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("telebot: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => telebot::serve(config).await,
+            Command::Migrate => telebot::migrate(&config).await,
+            Command::CheckConfig => {
+                println!("configuration is valid");
+                for line in config.summary() {
+                    println!("  {line}");
+                }
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("telebot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Message enums of the actors, one file per actor, with their reply types. No logic lives here.
+
+pub mod matcher;
+pub mod supervisor;

@@ -1,0 +1,292 @@
+//! The catalog: categories, products (service, digital with stock items, top-up) and stock.
+
+use serde::{Deserialize, Serialize};
+use sqlx::FromRow;
+
+use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
+use crate::domain::{Money, ProductKind, now_ms};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Category {
+    pub id: i64,
+    pub slug: String,
+    pub name_en: String,
+    pub name_zh: String,
+    pub position: i64,
+    pub hidden: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCategory {
+    pub slug: String,
+    pub name_en: String,
+    pub name_zh: String,
+    #[serde(default)]
+    pub position: i64,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct Product {
+    pub id: i64,
+    pub category_id: Option<i64>,
+    #[sqlx(try_from = "String")]
+    pub kind: ProductKind,
+    pub name_en: String,
+    pub name_zh: String,
+    pub description_en: String,
+    pub description_zh: String,
+    #[sqlx(try_from = "i64")]
+    pub price: Money,
+    pub hidden: bool,
+    pub position: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Product {
+    pub fn name(&self, language: &str) -> &str {
+        if language == "zh" && !self.name_zh.is_empty() {
+            &self.name_zh
+        } else {
+            &self.name_en
+        }
+    }
+    pub fn description(&self, language: &str) -> &str {
+        if language == "zh" && !self.description_zh.is_empty() {
+            &self.description_zh
+        } else {
+            &self.description_en
+        }
+    }
+}
+
+/// Fields of a product as created or replaced by an operator.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProductInput {
+    pub category_id: Option<i64>,
+    pub kind: ProductKind,
+    pub name_en: String,
+    pub name_zh: String,
+    #[serde(default)]
+    pub description_en: String,
+    #[serde(default)]
+    pub description_zh: String,
+    pub price: Money,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub position: i64,
+}
+
+/// Filters for listing products.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    pub category_id: Option<i64>,
+    /// Operators see hidden products; customers do not.
+    pub include_hidden: bool,
+}
+
+macro_rules! product_columns {
+    () => {
+        "id, category_id, kind, name_en, name_zh, description_en, description_zh, price, hidden, \
+         position, created_at, updated_at"
+    };
+}
+
+impl Store {
+    pub async fn create_category(&self, c: &NewCategory) -> StoreResult<Category> {
+        let result = on_pool!(self, pool => {
+            sqlx::query_as(
+                "insert into categories (slug, name_en, name_zh, position, created_at) \
+                 values ($1, $2, $3, $4, $5) \
+                 returning id, slug, name_en, name_zh, position, hidden, created_at",
+            )
+            .bind(&c.slug)
+            .bind(&c.name_en)
+            .bind(&c.name_zh)
+            .bind(c.position)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await
+        });
+        result.map_err(|e| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                StoreError::Conflict(format!("a category with slug {:?} exists", c.slug))
+            } else {
+                e
+            }
+        })
+    }
+
+    pub async fn list_categories(&self, include_hidden: bool) -> StoreResult<Vec<Category>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "select id, slug, name_en, name_zh, position, hidden, created_at from categories \
+                 where ($1 or not hidden) order by position, id",
+            )
+            .bind(include_hidden)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn create_product(&self, p: &ProductInput) -> StoreResult<Product> {
+        let now = now_ms();
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "insert into products (category_id, kind, name_en, name_zh, description_en, \
+                 description_zh, price, hidden, position, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) returning ",
+                product_columns!()
+            ))
+            .bind(p.category_id)
+            .bind(p.kind.as_str())
+            .bind(&p.name_en)
+            .bind(&p.name_zh)
+            .bind(&p.description_en)
+            .bind(&p.description_zh)
+            .bind(p.price.micros())
+            .bind(p.hidden)
+            .bind(p.position)
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// Replaces a product's fields; returns the product before and after (for the audit log).
+    pub async fn update_product(
+        &self,
+        id: i64,
+        p: &ProductInput,
+    ) -> StoreResult<(Product, Product)> {
+        let pair = in_tx!(self, tx => {
+            let before: Product = sqlx::query_as(concat!(
+                "select ", product_columns!(), " from products where id = $1 and not deleted"
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("product"))?;
+            let after: Product = sqlx::query_as(concat!(
+                "update products set category_id = $2, kind = $3, name_en = $4, name_zh = $5, \
+                 description_en = $6, description_zh = $7, price = $8, hidden = $9, position = $10, \
+                 updated_at = $11 where id = $1 returning ",
+                product_columns!()
+            ))
+            .bind(id)
+            .bind(p.category_id)
+            .bind(p.kind.as_str())
+            .bind(&p.name_en)
+            .bind(&p.name_zh)
+            .bind(&p.description_en)
+            .bind(&p.description_zh)
+            .bind(p.price.micros())
+            .bind(p.hidden)
+            .bind(p.position)
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
+            (before, after)
+        });
+        Ok(pair)
+    }
+
+    /// Removes a product from sale. Orders keep pointing at it, so the row stays, marked deleted.
+    pub async fn delete_product(&self, id: i64) -> StoreResult<Product> {
+        on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "update products set deleted = true, hidden = true, updated_at = $2 \
+                 where id = $1 and not deleted returning ",
+                product_columns!()
+            ))
+            .bind(id)
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound("product"))
+    }
+
+    pub async fn product(&self, id: i64) -> StoreResult<Product> {
+        on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ", product_columns!(), " from products where id = $1 and not deleted"
+            ))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound("product"))
+    }
+
+    pub async fn list_products(&self, f: &ProductFilter, page: Page) -> StoreResult<Vec<Product>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ",
+                product_columns!(),
+                " from products where not deleted and ($1 or not hidden) \
+                 and ($2 is null or category_id = $2) order by position, id limit $3 offset $4"
+            ))
+            .bind(f.include_hidden)
+            .bind(f.category_id)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn count_products(&self, f: &ProductFilter) -> StoreResult<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "select count(*) from products where not deleted and ($1 or not hidden) \
+                 and ($2 is null or category_id = $2)",
+            )
+            .bind(f.include_hidden)
+            .bind(f.category_id)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// Adds deliverable items to a digital product; returns how many were added.
+    pub async fn add_stock(&self, product_id: i64, items: &[String]) -> StoreResult<u64> {
+        let product = self.product(product_id).await?;
+        if product.kind != ProductKind::Digital {
+            return Err(StoreError::Conflict(
+                "stock can only be added to digital products".to_owned(),
+            ));
+        }
+        let now = now_ms();
+        in_tx!(self, tx => {
+            let mut added = 0;
+            for item in items {
+                added += sqlx::query(
+                    "insert into stock_items (product_id, content, created_at) values ($1, $2, $3)",
+                )
+                .bind(product_id)
+                .bind(item)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            Ok(added)
+        })
+    }
+
+    /// Items of a digital product not yet delivered.
+    pub async fn stock_available(&self, product_id: i64) -> StoreResult<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "select count(*) from stock_items where product_id = $1 and order_id is null",
+            )
+            .bind(product_id)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+}

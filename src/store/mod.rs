@@ -1,0 +1,258 @@
+//! The store: the only place in the code base with SQL.
+//!
+//! One [`Store`] serves SQLite (the embedded default) and PostgreSQL with the same behaviour. Each
+//! query is written once, in the SQL both dialects share (`$1` parameters, `on conflict`,
+//! `returning`), and the [`on_pool!`] / [`in_tx!`] macros compile it for both drivers; the
+//! schema lives in `migrations/sqlite` and `migrations/postgres`, one folder per dialect with the
+//! same numbering. Unique constraints carry the invariants (one user per Telegram id, one
+//! transfer per (chain, txid, log index), one live allocation per amount) as the last line of
+//! defence behind the actors.
+//!
+//! Times are Unix milliseconds and money is micro-units, both `bigint`, so the two backends sort
+//! and compare them identically.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub mod agents;
+pub mod audit;
+pub mod catalog;
+pub mod ledger;
+pub mod orders;
+pub mod outbox;
+pub mod payments;
+pub mod tokens;
+pub mod users;
+
+pub use agents::*;
+pub use audit::*;
+pub use catalog::*;
+pub use ledger::*;
+pub use orders::*;
+pub use outbox::*;
+pub use payments::*;
+pub use tokens::*;
+pub use users::*;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Transition(#[from] crate::domain::IllegalTransition),
+    #[error("invalid value stored in column {column}: {problem}")]
+    Corrupt {
+        column: &'static str,
+        problem: String,
+    },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot prepare the database location {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// The database refused a row because a unique constraint already holds the value.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle on the database; cheap to clone (a pool inside).
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.db {
+            Db::Sqlite(_) => "Store(sqlite)",
+            Db::Postgres(_) => "Store(postgres)",
+        })
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend. The body is compiled
+/// once per driver, which is how one SQL text serves both.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Runs `$body` inside a transaction bound to `$tx`, committed when the body completes; an early
+/// return (`?`) drops the transaction, which rolls it back. SQLite transactions start with
+/// `begin immediate` so that two writers queue on the busy timeout instead of failing on a lock
+/// upgrade.
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.begin_with("begin immediate").await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::store::Db::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = pool.begin().await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+pub(crate) use in_tx;
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Store {
+    /// Opens the pool (creating a SQLite file and its folder when missing). Does not migrate.
+    pub async fn connect(opts: &ConnectOptions) -> StoreResult<Store> {
+        if opts.url.starts_with("sqlite:") {
+            let path = crate::config::sqlite_path(&opts.url);
+            let in_memory = path.as_os_str() == ":memory:";
+            if !in_memory && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let options = SqliteConnectOptions::from_str(&opts.url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                // an in-memory database exists per connection: keep exactly one
+                .max_connections(if in_memory { 1 } else { opts.max_connections })
+                .min_connections(usize::from(in_memory) as u32)
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(1800))
+                })
+                .acquire_timeout(opts.connect_timeout)
+                .connect_with(options)
+                .await?;
+            Ok(Store {
+                db: Db::Sqlite(pool),
+            })
+        } else {
+            let options = PgConnectOptions::from_str(&opts.url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.connect_timeout)
+                .connect_with(options)
+                .await?;
+            Ok(Store {
+                db: Db::Postgres(pool),
+            })
+        }
+    }
+
+    /// Applies pending migrations of the backend's dialect.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_pool!(self, p => {
+            sqlx::query("select 1").execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Runs one administrative statement (`create database`, `drop database`) for test
+    /// harnesses that provision a database per test. Not for application data.
+    #[doc(hidden)]
+    pub async fn execute_admin(&self, statement: &str) -> StoreResult<()> {
+        on_pool!(self, p => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned())).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Waits for in-flight queries and closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+}
+
+/// Page of a listing: `limit` is capped so no request can ask for the whole table.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    pub const MAX_LIMIT: i64 = 200;
+
+    pub fn new(limit: i64, offset: i64) -> Page {
+        Page {
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+            offset: offset.max(0),
+        }
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page::new(50, 0)
+    }
+}

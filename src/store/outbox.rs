@@ -1,0 +1,132 @@
+//! The outbox: notifications and callbacks written in the same transaction as the state change
+//! that caused them, then delivered (and retried) by the notifier. A `dedupe_key` makes enqueueing
+//! idempotent, so a replayed event never sends twice.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, StoreResult, on_pool};
+use crate::domain::now_ms;
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub kind: String,
+    pub dedupe_key: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// Enqueues inside a caller's transaction or on a pool (`kind`, `dedupe_key`, JSON `payload`).
+macro_rules! enqueue_outbox {
+    ($executor:expr, $kind:expr, $key:expr, $payload:expr) => {{
+        let now = $crate::domain::now_ms();
+        sqlx::query(
+            "insert into outbox (kind, dedupe_key, payload, next_attempt_at, created_at, updated_at) \
+             values ($1, $2, $3, $4, $4, $4) on conflict do nothing",
+        )
+        .bind($kind)
+        .bind($key)
+        .bind($payload)
+        .bind(now)
+        .execute($executor)
+        .await
+    }};
+}
+
+impl Store {
+    /// Queues a message; `false` when one with the same dedupe key exists already.
+    pub async fn enqueue(
+        &self,
+        kind: &str,
+        dedupe_key: Option<&str>,
+        payload: &str,
+    ) -> StoreResult<bool> {
+        let n = on_pool!(self, pool => {
+            enqueue_outbox!(pool, kind, dedupe_key, payload)?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Messages due for delivery, oldest first.
+    pub async fn due_outbox(&self, kind: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "select id, kind, dedupe_key, payload, status, attempts, next_attempt_at, last_error, \
+                 created_at from outbox where status = 'pending' and kind = $1 and next_attempt_at <= $2 \
+                 order by next_attempt_at, id limit $3",
+            )
+            .bind(kind)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn outbox_sent(&self, id: i64) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "update outbox set status = 'sent', attempts = attempts + 1, updated_at = $2 where id = $1",
+            )
+            .bind(id)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Records a failed attempt; the message is retried at `next_attempt_at`, or given up
+    /// (`failed`) when `give_up` is set.
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &str,
+        give_up: bool,
+    ) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "update outbox set attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+                 status = case when $4 then 'failed' else 'pending' end, updated_at = $5 where id = $1",
+            )
+            .bind(id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(give_up)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn outbox_pending_count(&self) -> StoreResult<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("select count(*) from outbox where status = 'pending'")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Every message ever queued with this kind, oldest first (tests and the dashboard).
+    pub async fn outbox_by_kind(&self, kind: &str, limit: i64) -> StoreResult<Vec<OutboxMessage>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "select id, kind, dedupe_key, payload, status, attempts, next_attempt_at, last_error, \
+                 created_at from outbox where kind = $1 order by id limit $2",
+            )
+            .bind(kind)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

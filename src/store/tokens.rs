@@ -1,0 +1,99 @@
+//! API tokens. Only a SHA-256 hash of each token is stored; the token itself is shown once,
+//! when it is created.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, StoreError, StoreResult, on_pool};
+use crate::domain::{Role, now_ms};
+
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: Role,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub agent_id: Option<i64>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+macro_rules! token_columns {
+    () => {
+        "id, name, role, token_hash, agent_id, created_at, revoked_at, last_used_at"
+    };
+}
+
+impl Store {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        agent_id: Option<i64>,
+    ) -> StoreResult<ApiToken> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "insert into api_tokens (name, role, token_hash, agent_id, created_at) \
+                 values ($1, $2, $3, $4, $5) returning ",
+                token_columns!()
+            ))
+            .bind(name)
+            .bind(role.as_str())
+            .bind(token_hash)
+            .bind(agent_id)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The live (not revoked) token with this hash.
+    pub async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<ApiToken>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ", token_columns!(), " from api_tokens where token_hash = $1 and revoked_at is null"
+            ))
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn touch_token(&self, id: i64) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("update api_tokens set last_used_at = $2 where id = $1")
+                .bind(id)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> StoreResult<ApiToken> {
+        on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "update api_tokens set revoked_at = $2 where id = $1 and revoked_at is null returning ",
+                token_columns!()
+            ))
+            .bind(id)
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound("live token"))
+    }
+
+    pub async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!("select ", token_columns!(), " from api_tokens order by id"))
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}

@@ -1,0 +1,45 @@
+//! Supervision: the tree of subsystems, the restart strategy, and the registry operators use to
+//! see and restart subsystems.
+//!
+//! ```text
+//! root supervisor (one-for-one)
+//! ├── bot        supervisor ── router (session actor per Telegram user), telegram (polling / webhook)
+//! ├── orders     supervisor ── manager (order actor per pending order)
+//! ├── payments   supervisor ── matcher (allocation table), scanner per chain source
+//! └── notifier   supervisor ── outbox (Telegram messages, paced; merchant callbacks)
+//! ```
+//! Each supervisor restarts a failed child after an exponential backoff, allows at most
+//! `supervision.max_restarts` within `supervision.restart_window`, then gives up and fails
+//! itself, which hands the decision to its parent. Every restart is logged and counted in
+//! `actor_restarts_total{subsystem}`. The HTTP server runs beside the tree under the same
+//! shutdown signal.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod registry;
+pub mod slot;
+pub mod strategy;
+pub mod supervisor;
+
+pub use registry::{ChildState, Registry, SubsystemStatus};
+pub use slot::ActorSlot;
+pub use strategy::{Decision, RestartBudget, RestartPolicy, Strategy};
+pub use supervisor::{ChildSpec, StartFn, Supervisor};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Errors of supervision and of the registry's restart requests.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SupervisionError {
+    #[error("no subsystem named {0:?}")]
+    UnknownSubsystem(String),
+    #[error("{0}")]
+    StartFailed(String),
+    #[error("the supervisor of {0:?} is not running")]
+    SupervisorDown(String),
+    #[error("restarting {0:?} did not finish in time")]
+    Timeout(String),
+    #[error("{child} exceeded its restart budget: {reason}")]
+    Escalated { child: String, reason: String },
+}

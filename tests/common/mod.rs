@@ -1,0 +1,139 @@
+//! Helpers shared by the integration tests: a fresh database per test on either backend, a
+//! configuration for an instance on a free port, and waiting with a deadline.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use telebot::config::{Config, FileLayer};
+use telebot::store::{ConnectOptions, Store};
+
+/// Environment variable that enables the PostgreSQL runs of the shared suites.
+pub const POSTGRES_ENV: &str = "TELEBOT_TEST_POSTGRES_URL";
+/// Environment variable that enables the Redis runs of the shared suites.
+pub const REDIS_ENV: &str = "TELEBOT_TEST_REDIS_URL";
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+    admin_url: Option<String>,
+    name: Option<String>,
+}
+
+impl TestDb {
+    /// A new SQLite file in a temporary folder, migrated.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/telebot.db", dir.path().display());
+        let store = connect(&url).await;
+        TestDb {
+            url,
+            store,
+            _dir: Some(dir),
+            admin_url: None,
+            name: None,
+        }
+    }
+
+    /// A new PostgreSQL database, migrated; `None` when the suite is not enabled. Panics (the
+    /// test fails) when the variable is set but the server cannot be used.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.is_empty())?;
+        let name = format!("telebot_t_{:016x}", rand::random::<u64>());
+        let admin = connect_plain(&admin_url).await;
+        admin
+            .execute_admin(&format!("create database {name}"))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{POSTGRES_ENV} is set but creating a database failed: {e}")
+            });
+        admin.close().await;
+        let url = replace_db_name(&admin_url, &name);
+        let store = connect(&url).await;
+        Some(TestDb {
+            url,
+            store,
+            _dir: None,
+            admin_url: Some(admin_url),
+            name: Some(name),
+        })
+    }
+
+    /// Closes the pool and drops a PostgreSQL database (SQLite files go with their folder).
+    pub async fn finish(self) {
+        self.store.close().await;
+        if let (Some(admin_url), Some(name)) = (&self.admin_url, &self.name) {
+            let admin = connect_plain(admin_url).await;
+            let _ = admin
+                .execute_admin(&format!("drop database if exists {name} with (force)"))
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
+async fn connect_plain(url: &str) -> Store {
+    Store::connect(&ConnectOptions {
+        url: url.to_owned(),
+        max_connections: 4,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+async fn connect(url: &str) -> Store {
+    let store = connect_plain(url).await;
+    store.migrate().await.expect("migrations apply");
+    store
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let mut out = match path_start {
+        Some(i) => format!("{}/{}", &base[..i], name),
+        None => format!("{base}/{name}"),
+    };
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Defaults plus `vars` (as `TELEBOT__...` environment pairs), no file; the HTTP server on a
+/// free port and the given database.
+pub fn config_with(db_url: &str, vars: &[(&str, &str)]) -> Config {
+    let mut env: Vec<(String, String)> = vec![
+        ("TELEBOT__HTTP__ADDR".into(), "127.0.0.1:0".into()),
+        ("TELEBOT__DATABASE__URL".into(), db_url.into()),
+        ("TELEBOT__HTTP__SHUTDOWN_GRACE".into(), "3s".into()),
+    ];
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::load_with_env(FileLayer::None, env).expect("test configuration is valid")
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

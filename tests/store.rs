@@ -1,0 +1,576 @@
+//! The store suite: the same tests on SQLite (always) and PostgreSQL (when
+//! TELEBOT_TEST_POSTGRES_URL is set; a set but unreachable server fails the run).
+
+mod common;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::TestDb;
+use telebot::domain::{Money, OrderStatus, ProductKind, Role, now_ms};
+use telebot::store::*;
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = super::TestDb::sqlite().await;
+                    super::$name(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = super::TestDb::postgres().await else {
+                        eprintln!("{} not set: PostgreSQL run skipped", super::common::POSTGRES_ENV);
+                        return;
+                    };
+                    super::$name(&db.store).await;
+                    db.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    one_user_per_telegram_id,
+    referral_binds_first_touch_only,
+    catalog_round_trip,
+    orders_get_unique_amounts_in_one_transaction,
+    amount_source_failure_leaves_no_order,
+    transfers_are_recorded_once,
+    balance_never_goes_negative_and_a_transfer_credits_once,
+    audit_log_is_append_only,
+    scan_cursors_only_move_forward,
+    outbox_is_idempotent_and_retries,
+    api_tokens_are_found_by_hash_until_revoked,
+    money_survives_the_round_trip_exactly,
+);
+
+fn profile(telegram_id: i64, name: &str) -> TelegramProfile {
+    TelegramProfile {
+        telegram_id,
+        username: Some(format!("user{telegram_id}")),
+        first_name: name.to_owned(),
+        language: "en".to_owned(),
+    }
+}
+
+async fn user(store: &Store, telegram_id: i64) -> User {
+    store
+        .upsert_telegram_user(&profile(telegram_id, "Ann"))
+        .await
+        .unwrap()
+        .0
+}
+
+async fn one_user_per_telegram_id(store: &Store) {
+    let (first, created) = store
+        .upsert_telegram_user(&profile(42, "Ann"))
+        .await
+        .unwrap();
+    assert!(created);
+    let (again, created) = store
+        .upsert_telegram_user(&profile(42, "Annie"))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(first.id, again.id);
+    assert_eq!(again.first_name, "Annie", "the profile is refreshed");
+
+    // many first contacts at once still make one row
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.upsert_telegram_user(&profile(7, "Bob")).await.unwrap().1
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        created += usize::from(t.await.unwrap());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.count_users().await.unwrap(), 2);
+    assert!(store.user_by_telegram_id(7).await.unwrap().is_some());
+    assert!(store.user_by_telegram_id(8).await.unwrap().is_none());
+}
+
+async fn new_agent(store: &Store, code: &str) -> Agent {
+    store
+        .create_agent(&NewAgent {
+            user_id: None,
+            name: format!("agent {code}"),
+            code: code.to_owned(),
+            commission_bps: 1_000,
+            status: "active",
+        })
+        .await
+        .unwrap()
+}
+
+async fn referral_binds_first_touch_only(store: &Store) {
+    let u = user(store, 1).await;
+    let a = new_agent(store, "alpha").await;
+    let b = new_agent(store, "beta").await;
+    assert!(store.bind_referral(u.id, a.id).await.unwrap());
+    assert!(!store.bind_referral(u.id, b.id).await.unwrap());
+    assert_eq!(
+        store.user(u.id).await.unwrap().referred_by_agent_id,
+        Some(a.id)
+    );
+    assert!(matches!(
+        store
+            .create_agent(&NewAgent {
+                user_id: None,
+                name: "dup".into(),
+                code: "alpha".into(),
+                commission_bps: 0,
+                status: "pending",
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .active_agent_by_code("beta")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b.id
+    );
+    assert!(store.active_agent_by_code("gamma").await.unwrap().is_none());
+}
+
+fn product_input(kind: ProductKind, price: &str) -> ProductInput {
+    ProductInput {
+        category_id: None,
+        kind,
+        name_en: "VPN key".into(),
+        name_zh: "VPN 密钥".into(),
+        description_en: "One year".into(),
+        description_zh: "一年".into(),
+        price: Money::parse(price).unwrap(),
+        hidden: false,
+        position: 0,
+    }
+}
+
+async fn catalog_round_trip(store: &Store) {
+    let cat = store
+        .create_category(&NewCategory {
+            slug: "keys".into(),
+            name_en: "Keys".into(),
+            name_zh: "密钥".into(),
+            position: 1,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .create_category(&NewCategory {
+                slug: "keys".into(),
+                name_en: "Again".into(),
+                name_zh: "".into(),
+                position: 0,
+            })
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut input = product_input(ProductKind::Digital, "12.5");
+    input.category_id = Some(cat.id);
+    let p = store.create_product(&input).await.unwrap();
+    assert_eq!(p.price.to_string(), "12.500000");
+    assert_eq!(p.name("zh"), "VPN 密钥");
+
+    input.hidden = true;
+    input.price = Money::parse("13").unwrap();
+    let (before, after) = store.update_product(p.id, &input).await.unwrap();
+    assert_eq!(before.price.to_string(), "12.500000");
+    assert_eq!(after.price.to_string(), "13.000000");
+
+    let visible = ProductFilter {
+        category_id: Some(cat.id),
+        include_hidden: false,
+    };
+    assert!(
+        store
+            .list_products(&visible, Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let all = ProductFilter {
+        include_hidden: true,
+        ..visible
+    };
+    assert_eq!(store.count_products(&all).await.unwrap(), 1);
+
+    let added = store
+        .add_stock(p.id, &["KEY-1".to_owned(), "KEY-2".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(added, 2);
+    assert_eq!(store.stock_available(p.id).await.unwrap(), 2);
+    let service = store
+        .create_product(&product_input(ProductKind::Service, "5"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_stock(service.id, &["x".to_owned()]).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    store.delete_product(p.id).await.unwrap();
+    assert!(matches!(
+        store.product(p.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_product(p.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// An amount source that offers amounts from a script and records what it was told.
+struct Scripted {
+    offers: Mutex<Vec<i64>>,
+    taken: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(offers: &[i64]) -> Self {
+        Scripted {
+            offers: Mutex::new(offers.iter().rev().copied().collect()),
+            taken: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl AmountSource for Scripted {
+    type Error = &'static str;
+    fn allocate(
+        &self,
+        _order_id: i64,
+        _price: Money,
+    ) -> BoxFuture<'_, Result<AssignedAmount, &'static str>> {
+        let next = self.offers.lock().unwrap().pop();
+        Box::pin(async move {
+            let micros = next.ok_or("busy")?;
+            Ok(AssignedAmount {
+                wallet: "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh".into(),
+                amount: Money::from_micros(micros),
+                expires_at: now_ms() + 60_000,
+            })
+        })
+    }
+    fn taken_elsewhere(&self, _order_id: i64, _amount: &AssignedAmount) {
+        self.taken.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn new_order(user_id: i64, price: i64) -> NewOrder {
+    NewOrder {
+        user_id,
+        product_id: None,
+        kind: ProductKind::Topup,
+        quantity: 1,
+        price: Money::from_micros(price),
+        chain: "tron".into(),
+        token: "USDT".into(),
+        request_text: None,
+        expires_at: now_ms() + 60_000,
+    }
+}
+
+async fn orders_get_unique_amounts_in_one_transaction(store: &Store) {
+    let u = user(store, 5).await;
+    let agent = new_agent(store, "ref").await;
+    store.bind_referral(u.id, agent.id).await.unwrap();
+
+    let first = Scripted::new(&[10_001_000]);
+    let CreateOrder::Created(a) = store
+        .create_order(&new_order(u.id, 10_000_000), &first, "test")
+        .await
+        .unwrap()
+    else {
+        panic!("first order not created");
+    };
+    assert_eq!(a.payable_amount.micros(), 10_001_000);
+    assert_eq!(a.status, OrderStatus::PendingPayment);
+    assert_eq!(
+        a.agent_id,
+        Some(agent.id),
+        "the referring agent is attributed"
+    );
+
+    // a second source that believes the same amount is free is corrected by the database
+    let second = Scripted::new(&[10_001_000, 10_002_000]);
+    let CreateOrder::Created(b) = store
+        .create_order(&new_order(u.id, 10_000_000), &second, "test")
+        .await
+        .unwrap()
+    else {
+        panic!("second order not created");
+    };
+    assert_eq!(b.payable_amount.micros(), 10_002_000);
+    assert_eq!(second.taken.load(Ordering::SeqCst), 1);
+
+    // a source that never offers anything free ends in a conflict, and writes nothing
+    let stubborn = Scripted::new(&[10_001_000; 32]);
+    let err = store
+        .create_order(&new_order(u.id, 10_000_000), &stubborn, "test")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let live = store.live_allocations().await.unwrap();
+    assert_eq!(live.len(), 2);
+    assert_eq!(store.pending_orders().await.unwrap().len(), 2);
+    let audit = store
+        .list_audit(
+            &AuditFilter {
+                action: Some("order.created".into()),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2);
+}
+
+async fn amount_source_failure_leaves_no_order(store: &Store) {
+    let u = user(store, 6).await;
+    let busy = Scripted::new(&[]);
+    match store
+        .create_order(&new_order(u.id, 1_000_000), &busy, "test")
+        .await
+        .unwrap()
+    {
+        CreateOrder::Unavailable(e) => assert_eq!(e, "busy"),
+        CreateOrder::Created(o) => panic!("order {} created without an amount", o.id),
+    }
+    let orders = store
+        .list_orders(
+            &OrderFilter {
+                user_id: Some(u.id),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert!(orders.is_empty());
+}
+
+fn transfer(txid: &str, log_index: i64, micros: i64, confirmed: bool) -> NewTransfer {
+    NewTransfer {
+        chain: "tron".into(),
+        txid: txid.into(),
+        log_index,
+        token: "USDT".into(),
+        from_address: "TNtbiqvanUnm4YHK9SYzRGR8ktiHRduDbM".into(),
+        to_address: "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh".into(),
+        amount: Money::from_micros(micros),
+        block_number: None,
+        block_time: 1_784_641_290_000,
+        confirmed,
+        source: "test".into(),
+    }
+}
+
+async fn transfers_are_recorded_once(store: &Store) {
+    let (t, r) = store
+        .record_transfer(&transfer("aa", 0, 195_170_000, false))
+        .await
+        .unwrap();
+    assert_eq!(r, Recorded::New);
+    assert!(!t.confirmed);
+    let (_, r) = store
+        .record_transfer(&transfer("aa", 0, 195_170_000, false))
+        .await
+        .unwrap();
+    assert_eq!(r, Recorded::Duplicate);
+    let mut confirmed = transfer("aa", 0, 195_170_000, true);
+    confirmed.block_number = Some(86_738_346);
+    let (t2, r) = store.record_transfer(&confirmed).await.unwrap();
+    assert_eq!(r, Recorded::NowConfirmed);
+    assert_eq!(t2.id, t.id);
+    assert_eq!(t2.block_number, Some(86_738_346));
+    let (_, r) = store.record_transfer(&confirmed).await.unwrap();
+    assert_eq!(r, Recorded::Duplicate);
+    // another log of the same transaction is another transfer
+    let (t3, r) = store
+        .record_transfer(&transfer("aa", 1, 5, true))
+        .await
+        .unwrap();
+    assert_eq!(r, Recorded::New);
+    assert_ne!(t3.id, t.id);
+    // same identity, different amount: refused, first report kept
+    assert!(matches!(
+        store.record_transfer(&transfer("aa", 0, 1, true)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.transfer(t.id).await.unwrap().amount.micros(),
+        195_170_000
+    );
+    let unprocessed = store.unprocessed_transfers().await.unwrap();
+    assert_eq!(unprocessed.len(), 2);
+}
+
+async fn balance_never_goes_negative_and_a_transfer_credits_once(store: &Store) {
+    let u = user(store, 9).await;
+    let (t, _) = store
+        .record_transfer(&transfer("bb", 0, 5_000_000, true))
+        .await
+        .unwrap();
+    let after = store
+        .adjust_balance(
+            u.id,
+            Money::from_micros(5_000_000),
+            LedgerReason::Topup,
+            None,
+            Some(t.id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.to_string(), "5.000000");
+    let again = store
+        .adjust_balance(
+            u.id,
+            Money::from_micros(5_000_000),
+            LedgerReason::Topup,
+            None,
+            Some(t.id),
+        )
+        .await;
+    assert!(
+        again.unwrap_err().is_unique_violation(),
+        "a transfer credits once"
+    );
+    store
+        .adjust_balance(
+            u.id,
+            Money::from_micros(-3_000_000),
+            LedgerReason::OrderPayment,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let overdraw = store
+        .adjust_balance(
+            u.id,
+            Money::from_micros(-3_000_000),
+            LedgerReason::OrderPayment,
+            None,
+            None,
+        )
+        .await;
+    assert!(matches!(overdraw, Err(StoreError::Conflict(_))));
+    assert_eq!(
+        store.user(u.id).await.unwrap().balance.to_string(),
+        "2.000000"
+    );
+    let ledger = store.ledger(u.id, 10).await.unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(ledger[0].balance_after.to_string(), "2.000000");
+}
+
+async fn audit_log_is_append_only(store: &Store) {
+    store
+        .audit(
+            AuditRecord::new("token:1", "product.updated", "product", 3)
+                .after(&serde_json::json!({"price": "1"})),
+        )
+        .await
+        .unwrap();
+    let entries = store
+        .list_audit(&AuditFilter::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(store.try_tamper_audit(entries[0].id).await.is_err());
+    let after = store
+        .list_audit(&AuditFilter::default(), Page::default())
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].actor, "token:1");
+}
+
+async fn scan_cursors_only_move_forward(store: &Store) {
+    assert_eq!(store.scan_cursor("tron:fullnode").await.unwrap(), None);
+    store.save_scan_cursor("tron:fullnode", 100).await.unwrap();
+    store.save_scan_cursor("tron:fullnode", 90).await.unwrap();
+    assert_eq!(store.scan_cursor("tron:fullnode").await.unwrap(), Some(100));
+    store.save_scan_cursor("tron:fullnode", 120).await.unwrap();
+    assert_eq!(store.scan_cursor("tron:fullnode").await.unwrap(), Some(120));
+}
+
+async fn outbox_is_idempotent_and_retries(store: &Store) {
+    assert!(
+        store
+            .enqueue("telegram", Some("paid:1"), "{}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .enqueue("telegram", Some("paid:1"), "{}")
+            .await
+            .unwrap()
+    );
+    assert!(store.enqueue("telegram", None, "{\"a\":1}").await.unwrap());
+    let due = store.due_outbox("telegram", 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    store
+        .outbox_retry(due[0].id, now_ms() + 60_000, "429", false)
+        .await
+        .unwrap();
+    store.outbox_sent(due[1].id).await.unwrap();
+    assert!(store.due_outbox("telegram", 10).await.unwrap().is_empty());
+    assert_eq!(store.outbox_pending_count().await.unwrap(), 1);
+    store
+        .outbox_retry(due[0].id, now_ms(), "gone", true)
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_pending_count().await.unwrap(), 0);
+}
+
+async fn api_tokens_are_found_by_hash_until_revoked(store: &Store) {
+    let t = store
+        .create_token("ci", Role::Operator, "abc123", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_by_hash("abc123").await.unwrap().unwrap().role,
+        Role::Operator
+    );
+    store.revoke_token(t.id).await.unwrap();
+    assert!(store.token_by_hash("abc123").await.unwrap().is_none());
+    assert!(matches!(
+        store.revoke_token(t.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn money_survives_the_round_trip_exactly(store: &Store) {
+    let big = Money::parse("9000000000000.000001").unwrap();
+    let p = store
+        .create_product(&ProductInput {
+            price: big,
+            ..product_input(ProductKind::Service, "1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.product(p.id).await.unwrap().price, big);
+}
