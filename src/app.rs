@@ -10,16 +10,32 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::actors::demo_chain::{DemoChain, DemoChainHandle};
+use crate::actors::fullnode_scanner::FullNodeScanner;
 use crate::actors::matcher::{Matcher, MatcherHandle};
+use crate::actors::order::OrderEnv;
+use crate::actors::order_manager::{OrderManager, OrdersHandle};
+use crate::actors::reconciler::Reconciler;
+use crate::actors::trongrid_scanner::TronGridScanner;
 use crate::config::{Config, TronSource};
 use crate::domain::allocation::TableRules;
 use crate::messages::supervisor::SupervisorMsg;
+use crate::payments::Payments;
+use crate::payments::progress::ChainProgress;
 use crate::ratelimit::RateLimiter;
 use crate::store::{ConnectOptions, Store, StoreError};
 use crate::supervision::{ActorSlot, ChildSpec, Registry, RestartPolicy, Supervisor};
 
 /// Receiving wallets of the demo chain (valid TRON addresses that belong to nobody we know).
 pub const DEMO_WALLETS: &[&str] = &["T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"];
+
+/// Longest wait for lagging scanners after a payment window ends before the order expires
+/// anyway (a later payment then follows the late-payment rule).
+const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(3600);
+/// How often transfers left pending by a fault are placed again.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// Time between "seen" and "confirmed" on the demo chain.
+const DEMO_CONFIRMATION: Duration = Duration::from_millis(1500);
 
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +59,11 @@ pub struct App {
     pub store: Store,
     pub registry: Registry,
     pub matcher: MatcherHandle,
+    pub orders: OrdersHandle,
+    pub payments: Payments,
+    pub progress: ChainProgress,
+    /// Present when `tron.source = "demo"`.
+    pub demo_chain: Option<DemoChainHandle>,
     pub limiter: RateLimiter,
     /// Receiving wallets in use (configured, or the demo chain's).
     pub wallets: Vec<String>,
@@ -103,11 +124,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let registry = Registry::new();
     let matcher = MatcherHandle::new(ActorSlot::new());
+    let orders = OrdersHandle::new(ActorSlot::new(), matcher.clone(), store.clone());
+    let payments = Payments::new(
+        store.clone(),
+        matcher.clone(),
+        orders.clone(),
+        config.payments.late_payment,
+        &wallets,
+    );
+    let demo_chain =
+        (config.tron.source == TronSource::Demo).then(|| DemoChainHandle::new(ActorSlot::new()));
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
         registry: registry.clone(),
         matcher,
+        orders,
+        payments,
+        progress: ChainProgress::new(),
+        demo_chain,
         limiter,
         wallets,
     });
@@ -203,7 +238,7 @@ fn root_supervisor(app: &Arc<App>) -> Supervisor {
         children: vec![
             sub("notifier", vec![]),
             sub("payments", payments_children(app)),
-            sub("orders", vec![]),
+            sub("orders", orders_children(app)),
             sub("bot", vec![]),
         ],
         registry: app.registry.clone(),
@@ -225,16 +260,97 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
         },
         store: Some(app.store.clone()),
     };
-    let slot = app.matcher.slot().clone();
-    vec![ChildSpec::new("matcher", move |sup| {
-        let matcher = matcher.clone();
+    let mut children = vec![actor_child(
+        "matcher",
+        matcher,
+        Some(app.matcher.slot().clone()),
+    )];
+    let t = &app.config.tron;
+    let overlap_ms = millis(t.resume_overlap);
+    let lookback_ms = millis(p.window);
+    if matches!(t.source, TronSource::Trongrid | TronSource::Both) {
+        let scanner = TronGridScanner {
+            base_url: t.trongrid_url.clone(),
+            api_key: t.trongrid_api_key.clone(),
+            contract: t.usdt_contract,
+            wallets: p.wallets.clone(),
+            poll_interval: t.poll_interval,
+            confirmations: t.confirmations,
+            overlap_ms,
+            initial_lookback_ms: lookback_ms,
+            request_timeout: t.request_timeout,
+            max_backoff: t.max_backoff,
+            payments: app.payments.clone(),
+            progress: app.progress.clone(),
+        };
+        children.push(actor_child("scanner-trongrid", scanner, None));
+    }
+    if matches!(t.source, TronSource::Fullnode | TronSource::Both) {
+        let scanner = FullNodeScanner {
+            base_url: t.fullnode_url.clone(),
+            contract: t.usdt_contract,
+            wallets: app.wallets.iter().cloned().collect(),
+            poll_interval: t.poll_interval,
+            confirmations: t.confirmations,
+            overlap_ms,
+            initial_lookback_ms: lookback_ms,
+            request_timeout: t.request_timeout,
+            max_backoff: t.max_backoff,
+            payments: app.payments.clone(),
+            progress: app.progress.clone(),
+        };
+        children.push(actor_child("scanner-fullnode", scanner, None));
+    }
+    if let Some(demo) = &app.demo_chain {
+        let chain = DemoChain {
+            payments: app.payments.clone(),
+            progress: app.progress.clone(),
+            confirm_after: DEMO_CONFIRMATION,
+        };
+        children.push(actor_child("demo-chain", chain, Some(demo.slot().clone())));
+    }
+    let reconciler = Reconciler {
+        payments: app.payments.clone(),
+        every: RECONCILE_EVERY,
+    };
+    children.push(actor_child("reconciler", reconciler, None));
+    children
+}
+
+fn orders_children(app: &Arc<App>) -> Vec<ChildSpec> {
+    let p = &app.config.payments;
+    let env = OrderEnv {
+        store: app.store.clone(),
+        matcher: app.matcher.clone(),
+        progress: app.progress.clone(),
+        quarantine_ms: millis(p.quarantine),
+        commission_hold_ms: millis(p.commission_hold),
+        callbacks: false,
+        max_expiry_wait_ms: millis(MAX_EXPIRY_WAIT),
+    };
+    vec![actor_child(
+        "manager",
+        OrderManager { env },
+        Some(app.orders.slot().clone()),
+    )]
+}
+
+/// A child spec for an actor that takes no arguments; `slot` is re-pointed on every start.
+fn actor_child<A>(name: &str, actor: A, slot: Option<ActorSlot<A::Msg>>) -> ChildSpec
+where
+    A: Actor<Arguments = ()> + Clone,
+{
+    ChildSpec::new(name, move |sup| {
+        let actor = actor.clone();
         let slot = slot.clone();
         async move {
-            let (actor, _) = Actor::spawn_linked(None, matcher, (), sup).await?;
-            slot.set(actor.clone());
-            Ok(actor.get_cell())
+            let (actor_ref, _) = Actor::spawn_linked(None, actor, (), sup).await?;
+            if let Some(slot) = slot {
+                slot.set(actor_ref.clone());
+            }
+            Ok(actor_ref.get_cell())
         }
-    })]
+    })
 }
 
 fn millis(d: Duration) -> i64 {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod messages;
+pub mod payments;
 pub mod ratelimit;
 pub mod store;
 pub mod supervision;

@@ -8,7 +8,13 @@ use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 
 use crate::supervision::ActorSlot;
 
+pub mod demo_chain;
+pub mod fullnode_scanner;
 pub mod matcher;
+pub mod order;
+pub mod order_manager;
+pub mod reconciler;
+pub mod trongrid_scanner;
 
 /// A call to an actor that did not get an answer.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

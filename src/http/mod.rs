@@ -10,11 +10,15 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::App;
 
+pub mod api;
+pub mod auth;
+pub mod error;
 pub mod health;
+pub mod internal;
 
 pub type AppState = Arc<App>;
 
@@ -26,7 +30,9 @@ pub fn router(app: Arc<App>) -> Router {
     let timeout = app.config.http.request_timeout;
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .route("/internal/payments/notify", post(internal::notify))
+        .nest("/api/v1", api::router());
     if app.config.metrics.enabled && app.config.metrics.addr.is_empty() {
         router = router.route("/metrics", get(health::metrics));
     }

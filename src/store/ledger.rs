@@ -80,6 +80,7 @@ macro_rules! apply_ledger {
         }
     }};
 }
+pub(crate) use apply_ledger;
 
 impl Store {
     /// Adds `delta` (negative to debit) to a user's balance with a ledger row; returns the new

@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod orders;
 pub mod outbox;
 pub mod payments;
+pub mod settlement;
 pub mod tokens;
 pub mod users;
 
@@ -35,6 +36,7 @@ pub use ledger::*;
 pub use orders::*;
 pub use outbox::*;
 pub use payments::*;
+pub use settlement::*;
 pub use tokens::*;
 pub use users::*;
 

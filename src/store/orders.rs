@@ -50,6 +50,7 @@ macro_rules! order_columns {
          created_at, updated_at"
     };
 }
+pub(crate) use order_columns;
 
 /// What a new order is for.
 #[derive(Debug, Clone)]

@@ -37,6 +37,7 @@ macro_rules! enqueue_outbox {
         .await
     }};
 }
+pub(crate) use enqueue_outbox;
 
 impl Store {
     /// Queues a message; `false` when one with the same dedupe key exists already.

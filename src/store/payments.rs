@@ -36,6 +36,7 @@ macro_rules! transfer_columns {
          block_time, confirmed, outcome, order_id, source, created_at, updated_at"
     };
 }
+pub(crate) use transfer_columns;
 
 /// A transfer as a scanner or the webhook reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

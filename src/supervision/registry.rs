@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use ractor::ActorRef;
+use ractor::{ActorCell, ActorRef};
 use serde::Serialize;
 
 use super::SupervisionError;
@@ -47,6 +47,7 @@ struct Entry {
     restarts: u64,
     last_error: Option<String>,
     owner: ActorRef<SupervisorMsg>,
+    cell: Option<ActorCell>,
 }
 
 /// Shared by every supervisor of one application instance; cheap to clone.
@@ -120,6 +121,7 @@ impl Registry {
                 restarts: 0,
                 last_error: None,
                 owner: owner.clone(),
+                cell: None,
             });
         entry.owner = owner.clone();
         entry.state = state;
@@ -128,11 +130,25 @@ impl Registry {
                 entry.since = Some(Instant::now());
                 entry.started_at = Some(now_ms());
             }
-            _ => entry.since = None,
+            _ => {
+                entry.since = None;
+                entry.cell = None;
+            }
         }
         if error.is_some() {
             entry.last_error = error;
         }
+    }
+
+    pub(crate) fn set_cell(&self, path: &str, cell: ActorCell) {
+        if let Some(mut e) = self.entries.get_mut(path) {
+            e.cell = Some(cell);
+        }
+    }
+
+    /// The running actor at `path` (for inspection and fault-injection tests).
+    pub fn cell(&self, path: &str) -> Option<ActorCell> {
+        self.entries.get(path).and_then(|e| e.cell.clone())
     }
 
     pub(crate) fn count_restart(&self, path: &str) {

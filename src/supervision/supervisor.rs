@@ -104,9 +104,10 @@ impl Supervisor {
         self.registry
             .set_state(&child.path, myself, ChildState::Starting, None);
         let cell = (child.spec.start)(myself.get_cell()).await?;
-        child.cell = Some(cell);
+        child.cell = Some(cell.clone());
         self.registry
             .set_state(&child.path, myself, ChildState::Running, None);
+        self.registry.set_cell(&child.path, cell);
         Ok(())
     }
 

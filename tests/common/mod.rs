@@ -2,6 +2,8 @@
 //! configuration for an instance on a free port, and waiting with a deadline.
 #![allow(dead_code)]
 
+pub mod chain;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -136,4 +138,116 @@ where
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A receiving wallet used by the payment tests (a valid address from the shared vectors).
+pub const WALLET: &str = "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh";
+
+/// Starts a whole instance on `db_url` with the given settings.
+pub async fn start_app(db_url: &str, vars: &[(&str, &str)]) -> telebot::app::Running {
+    telebot::app::start(config_with(db_url, vars))
+        .await
+        .expect("instance starts")
+}
+
+/// A customer and a digital product with stock, in the given store.
+pub async fn shop(
+    store: &Store,
+    telegram_id: i64,
+    price: &str,
+    stock: usize,
+) -> (telebot::store::User, telebot::store::Product) {
+    use telebot::domain::{Money, ProductKind};
+    let (user, _) = store
+        .upsert_telegram_user(&telebot::store::TelegramProfile {
+            telegram_id,
+            username: Some(format!("buyer{telegram_id}")),
+            first_name: "Buyer".into(),
+            language: "en".into(),
+        })
+        .await
+        .unwrap();
+    let product = store
+        .create_product(&telebot::store::ProductInput {
+            category_id: None,
+            kind: ProductKind::Digital,
+            name_en: "Licence key".into(),
+            name_zh: "许可证密钥".into(),
+            description_en: String::new(),
+            description_zh: String::new(),
+            price: Money::parse(price).unwrap(),
+            hidden: false,
+            position: 0,
+        })
+        .await
+        .unwrap();
+    let items: Vec<String> = (0..stock)
+        .map(|i| format!("KEY-{}-{i}", product.id))
+        .collect();
+    if !items.is_empty() {
+        store.add_stock(product.id, &items).await.unwrap();
+    }
+    (user, product)
+}
+
+/// A new order for `quantity` of `product`, through the order service.
+pub async fn order_for(
+    app: &telebot::app::App,
+    user_id: i64,
+    product: &telebot::store::Product,
+    quantity: i64,
+) -> telebot::store::Order {
+    let window = i64::try_from(app.config.payments.window.as_millis()).unwrap();
+    app.orders
+        .create(
+            &telebot::store::NewOrder {
+                user_id,
+                product_id: Some(product.id),
+                kind: product.kind,
+                quantity,
+                price: product.price.checked_mul(quantity).unwrap(),
+                chain: "tron".into(),
+                token: "USDT".into(),
+                request_text: None,
+                expires_at: telebot::domain::now_ms() + window,
+            },
+            "test",
+        )
+        .await
+        .expect("order created")
+}
+
+/// An API token with `role`, stored as the service stores them.
+pub async fn token(store: &Store, role: telebot::domain::Role, agent_id: Option<i64>) -> String {
+    let token = telebot::http::auth::new_token();
+    store
+        .create_token(
+            "test",
+            role,
+            &telebot::http::auth::hash_token(&token),
+            agent_id,
+        )
+        .await
+        .unwrap();
+    token
+}
+
+/// Waits until the order reaches `status`.
+pub async fn wait_status(
+    store: &Store,
+    order_id: i64,
+    status: telebot::domain::OrderStatus,
+) -> telebot::store::Order {
+    wait_for(
+        &format!("order {order_id} to be {status}"),
+        Duration::from_secs(20),
+        || async {
+            store
+                .order(order_id)
+                .await
+                .ok()
+                .filter(|o| o.status == status)
+        },
+    )
+    .await
 }

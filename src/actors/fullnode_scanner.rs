@@ -1,0 +1,251 @@
+//! The full-node scanner (payments subsystem): reads every block of a TRON full node
+//! (`/wallet/gettransactioninfobyblocknum`) and decodes USDT `Transfer` logs to our wallets,
+//! because the TronGrid index is known to miss transfers.
+//!
+//! Blocks up to the confirmed tip (the head for "seen", head - N + 1 for a block count, the
+//! solidified head from `/walletsolidity/getnowblock` for "solidified") are read once with
+//! confirmed transfers; the cursor, persisted after every batch and resumed with overlap, is the
+//! last block read completely. Newer blocks are read once more for "payment seen" notices.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+
+use crate::config::Confirmations;
+use crate::domain::TronAddress;
+use crate::messages::scanners::{FullNodeMsg, FullNodePoll};
+use crate::payments::progress::ChainProgress;
+use crate::payments::scan::{ScanFault, backoff, fetch};
+use crate::payments::tron::{BlockHead, parse_block_head, parse_block_transfers};
+use crate::payments::{CHAIN, Payments};
+
+pub const SOURCE: &str = "fullnode";
+const CURSOR_KEY: &str = "tron:fullnode";
+/// TRON makes a block every 3 seconds.
+pub const BLOCK_MS: i64 = 3_000;
+/// Confirmed blocks read per poll before the actor takes its next message.
+const BATCH: i64 = 100;
+/// Unconfirmed blocks read per poll for "seen" notices.
+const SEEN_BATCH: i64 = 30;
+
+#[derive(Clone)]
+pub struct FullNodeScanner {
+    pub base_url: String,
+    pub contract: TronAddress,
+    pub wallets: HashSet<String>,
+    pub poll_interval: Duration,
+    pub confirmations: Confirmations,
+    pub overlap_ms: i64,
+    pub initial_lookback_ms: i64,
+    pub request_timeout: Duration,
+    pub max_backoff: Duration,
+    pub payments: Payments,
+    pub progress: ChainProgress,
+}
+
+pub struct FullNodeState {
+    client: reqwest::Client,
+    /// Last block read completely (confirmed); `None` until the first head is known. A saved
+    /// cursor is taken back by the resume overlap.
+    cursor: Option<i64>,
+    seen_upto: i64,
+    failures: u32,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Actor for FullNodeScanner {
+    type Msg = FullNodeMsg;
+    type State = FullNodeState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<FullNodeMsg>,
+        _: (),
+    ) -> Result<FullNodeState, ActorProcessingErr> {
+        let client = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .user_agent(concat!("telebot/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let saved = self.payments.store.scan_cursor(CURSOR_KEY).await?;
+        let overlap_blocks = self.overlap_ms / BLOCK_MS;
+        self.progress.register(SOURCE);
+        let _ = myself.cast(FullNodeMsg::Tick);
+        Ok(FullNodeState {
+            client,
+            cursor: saved.map(|c| (c - overlap_blocks).max(0)),
+            seen_upto: 0,
+            failures: 0,
+            task: None,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<FullNodeMsg>,
+        state: &mut FullNodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(task) = state.task.take() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<FullNodeMsg>,
+        msg: FullNodeMsg,
+        state: &mut FullNodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            FullNodeMsg::Tick => {
+                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
+                    return Ok(());
+                }
+                let job = self.clone();
+                let client = state.client.clone();
+                let (cursor, seen_upto) = (state.cursor, state.seen_upto);
+                let me = myself.clone();
+                state.task = Some(tokio::spawn(async move {
+                    let report = job.poll(&client, cursor, seen_upto).await;
+                    let _ = me.cast(FullNodeMsg::Polled(report));
+                }));
+            }
+            FullNodeMsg::Polled(report) => {
+                state.task = None;
+                if let Some(c) = report.cursor {
+                    state.cursor = Some(c);
+                    if let Err(e) = self.payments.store.save_scan_cursor(CURSOR_KEY, c).await {
+                        tracing::warn!(error = %e, "cursor not saved; it is resumed with overlap");
+                    }
+                }
+                if let Some(s) = report.seen_upto {
+                    state.seen_upto = s;
+                }
+                if let Some(position) = report.position {
+                    self.progress
+                        .advance(SOURCE, position, report.head, state.cursor);
+                }
+                let delay = match report.fault {
+                    None => {
+                        state.failures = 0;
+                        if report.behind {
+                            Duration::ZERO
+                        } else {
+                            self.poll_interval
+                        }
+                    }
+                    Some(fault) => {
+                        state.failures += 1;
+                        metrics::counter!("scanner_errors_total", "chain" => CHAIN, "kind" => fault.kind).increment(1);
+                        let delay = backoff(state.failures, self.poll_interval, self.max_backoff);
+                        tracing::warn!(source = SOURCE, kind = fault.kind, error = %fault.message, failures = state.failures, ?delay, "scan failed; backing off");
+                        self.progress.failed(SOURCE, fault.to_string());
+                        delay
+                    }
+                };
+                myself.send_after(delay, || FullNodeMsg::Tick);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FullNodeScanner {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.trim_end_matches('/'), path)
+    }
+
+    async fn head(&self, client: &reqwest::Client, path: &str) -> Result<BlockHead, ScanFault> {
+        let body = fetch(
+            client
+                .post(self.url(path))
+                .body("{}")
+                .header("content-type", "application/json"),
+        )
+        .await?;
+        Ok(parse_block_head(&body)?)
+    }
+
+    async fn block(
+        &self,
+        client: &reqwest::Client,
+        num: i64,
+        confirmed: bool,
+    ) -> Result<(), ScanFault> {
+        let body = fetch(
+            client
+                .post(self.url("/wallet/gettransactioninfobyblocknum"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"num\":{num}}}")),
+        )
+        .await?;
+        for t in parse_block_transfers(&body, &self.contract, &self.wallets)? {
+            self.payments.ingest(&t.to_new(confirmed, SOURCE)).await?;
+        }
+        Ok(())
+    }
+
+    /// One poll. Runs outside the actor; reports how far it got even when it fails midway.
+    async fn poll(
+        &self,
+        client: &reqwest::Client,
+        cursor: Option<i64>,
+        seen_upto: i64,
+    ) -> FullNodePoll {
+        let mut report = FullNodePoll::default();
+        if let Err(f) = self.poll_into(client, cursor, seen_upto, &mut report).await {
+            report.fault = Some(f);
+        }
+        report
+    }
+
+    async fn poll_into(
+        &self,
+        client: &reqwest::Client,
+        cursor: Option<i64>,
+        seen_upto: i64,
+        report: &mut FullNodePoll,
+    ) -> Result<(), ScanFault> {
+        let head = self.head(client, "/wallet/getnowblock").await?;
+        report.head = Some(head.number);
+        let tip = match self.confirmations {
+            Confirmations::Seen => head.number,
+            Confirmations::Blocks(n) => head.number - i64::from(n) + 1,
+            Confirmations::Solidified => self
+                .head(client, "/walletsolidity/getnowblock")
+                .await?
+                .number
+                .min(head.number),
+        };
+        let time_of = |block: i64| head.timestamp - (head.number - block) * BLOCK_MS;
+        let start_after =
+            cursor.unwrap_or_else(|| (tip - self.initial_lookback_ms / BLOCK_MS).max(0));
+        let last = tip.min(start_after + BATCH);
+        let mut done = start_after;
+        for num in (start_after + 1)..=last {
+            if let Err(f) = self.block(client, num, true).await {
+                if done > start_after {
+                    report.cursor = Some(done);
+                    report.position = Some(time_of(done));
+                }
+                return Err(f);
+            }
+            done = num;
+        }
+        report.cursor = Some(done);
+        report.position = Some(time_of(done));
+        report.behind = done < tip;
+        if !report.behind && self.confirmations != Confirmations::Seen {
+            let from = seen_upto.max(tip) + 1;
+            let to = head.number.min(from + SEEN_BATCH - 1);
+            for num in from..=to {
+                self.block(client, num, false).await?;
+                report.seen_upto = Some(num);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! The order manager (orders subsystem): gives every pending order its order actor, routes
+//! payments and cancellations to it, and supervises the order actors. At start it re-spawns an
+//! actor for every pending order in the database, so timers survive restarts; windows that ended
+//! while the service was down are expired as soon as the scanners have caught up.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::order::{OrderActor, OrderEnv};
+use super::{ActorCallError, call_slot, cast_slot};
+use crate::actors::matcher::{AllocateError, MatcherHandle};
+use crate::domain::allocation::ReleaseReason;
+use crate::domain::{Money, OrderStatus};
+use crate::messages::orders::{OrderError, OrderManagerMsg, OrderMsg};
+use crate::store::{
+    AmountSource, AssignedAmount, BoxFuture, CreateOrder, NewOrder, Order, PayOutcome,
+};
+use crate::supervision::ActorSlot;
+
+const NAME: &str = "order manager";
+/// Restarts of one order actor before the manager leaves the order to the next start.
+const MAX_ORDER_RESTARTS: u32 = 5;
+
+#[derive(Clone)]
+pub struct OrderManager {
+    pub env: OrderEnv,
+}
+
+#[derive(Default)]
+pub struct ManagerState {
+    orders: HashMap<i64, ActorRef<OrderMsg>>,
+    by_actor: HashMap<ActorId, i64>,
+    failures: HashMap<i64, u32>,
+}
+
+impl OrderManager {
+    async fn spawn_order(
+        &self,
+        myself: &ActorRef<OrderManagerMsg>,
+        state: &mut ManagerState,
+        order: Order,
+    ) -> Result<ActorRef<OrderMsg>, ActorProcessingErr> {
+        if let Some(existing) = state.orders.get(&order.id) {
+            return Ok(existing.clone());
+        }
+        let id = order.id;
+        let (actor, _) = Actor::spawn_linked(
+            None,
+            OrderActor {
+                env: self.env.clone(),
+            },
+            order,
+            myself.get_cell(),
+        )
+        .await?;
+        state.by_actor.insert(actor.get_id(), id);
+        state.orders.insert(id, actor.clone());
+        Ok(actor)
+    }
+
+    /// The actor of a pending order, spawned from the database when it has none.
+    async fn actor_for(
+        &self,
+        myself: &ActorRef<OrderManagerMsg>,
+        state: &mut ManagerState,
+        order_id: i64,
+    ) -> Result<ActorRef<OrderMsg>, OrderError> {
+        if let Some(a) = state.orders.get(&order_id) {
+            return Ok(a.clone());
+        }
+        let order = self.env.store.order(order_id).await?;
+        if order.status != OrderStatus::PendingPayment {
+            return Err(OrderError::NotPending(order.status));
+        }
+        self.spawn_order(myself, state, order)
+            .await
+            .map_err(|e| OrderError::Store(e.to_string()))
+    }
+}
+
+impl Actor for OrderManager {
+    type Msg = OrderManagerMsg;
+    type State = ManagerState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<ManagerState, ActorProcessingErr> {
+        let mut state = ManagerState::default();
+        let pending = self.env.store.pending_orders().await?;
+        let count = pending.len();
+        for order in pending {
+            self.spawn_order(&myself, &mut state, order).await?;
+        }
+        tracing::info!(pending = count, "order actors restored");
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<Self::Msg>,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        // order actors keep nothing in memory that the database does not have: stop them all
+        for actor in state.orders.values() {
+            actor.stop(Some("shutdown".to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            OrderManagerMsg::Track(order) => {
+                self.spawn_order(&myself, state, *order).await?;
+            }
+            OrderManagerMsg::Pay {
+                order_id,
+                transfer_id,
+                reply,
+            } => match self.actor_for(&myself, state, order_id).await {
+                Ok(actor) => {
+                    if let Err(e) = actor.cast(OrderMsg::Pay { transfer_id, reply }) {
+                        // the actor stopped meanwhile: its reply port went with the message
+                        tracing::debug!(order_id, error = %e, "order actor gone before payment");
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            OrderManagerMsg::Cancel {
+                order_id,
+                actor: who,
+                reply,
+            } => match self.actor_for(&myself, state, order_id).await {
+                Ok(actor) => {
+                    let _ = actor.cast(OrderMsg::Cancel { actor: who, reply });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            OrderManagerMsg::Respawn(order_id) => {
+                if state.orders.contains_key(&order_id) {
+                    return Ok(());
+                }
+                match self.env.store.order(order_id).await {
+                    Ok(order) if order.status == OrderStatus::PendingPayment => {
+                        self.spawn_order(&myself, state, order).await?;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(order_id, error = %e, "order not respawned; retrying");
+                        myself.send_after(Duration::from_secs(5), move || {
+                            OrderManagerMsg::Respawn(order_id)
+                        });
+                    }
+                }
+            }
+            OrderManagerMsg::Live(reply) => {
+                let _ = reply.send(state.orders.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut ManagerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(order_id) = state.by_actor.remove(&cell.get_id()) {
+                    state.orders.remove(&order_id);
+                    state.failures.remove(&order_id);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(order_id) = state.by_actor.remove(&cell.get_id()) {
+                    state.orders.remove(&order_id);
+                    let failures = state.failures.entry(order_id).or_insert(0);
+                    *failures += 1;
+                    metrics::counter!("actor_restarts_total", "subsystem" => "orders/order")
+                        .increment(1);
+                    if *failures <= MAX_ORDER_RESTARTS {
+                        let delay = Duration::from_millis(200 * 2u64.pow(*failures));
+                        tracing::warn!(order_id, error = %err, ?delay, "order actor failed; restarting from the database");
+                        myself.send_after(delay, move || OrderManagerMsg::Respawn(order_id));
+                    } else {
+                        tracing::error!(order_id, error = %err, "order actor keeps failing; left for the next start");
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// How the bot, the API and the payment pipeline work with orders.
+#[derive(Clone)]
+pub struct OrdersHandle {
+    slot: ActorSlot<OrderManagerMsg>,
+    matcher: MatcherHandle,
+    store: crate::store::Store,
+    timeout: Duration,
+}
+
+/// Remembers which orders got an amount, so a failed creation gives them back.
+struct TrackingSource<'a> {
+    matcher: &'a MatcherHandle,
+    handed_out: Mutex<Vec<i64>>,
+}
+
+impl AmountSource for TrackingSource<'_> {
+    type Error = AllocateError;
+    fn allocate(
+        &self,
+        order_id: i64,
+        price: Money,
+    ) -> BoxFuture<'_, Result<AssignedAmount, AllocateError>> {
+        self.handed_out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(order_id);
+        AmountSource::allocate(self.matcher, order_id, price)
+    }
+    fn taken_elsewhere(&self, order_id: i64, amount: &AssignedAmount) {
+        self.matcher.taken_elsewhere(order_id, amount);
+    }
+}
+
+impl OrdersHandle {
+    pub fn new(
+        slot: ActorSlot<OrderManagerMsg>,
+        matcher: MatcherHandle,
+        store: crate::store::Store,
+    ) -> Self {
+        OrdersHandle {
+            slot,
+            matcher,
+            store,
+            timeout: Duration::from_secs(15),
+        }
+    }
+
+    pub fn slot(&self) -> &ActorSlot<OrderManagerMsg> {
+        &self.slot
+    }
+
+    /// Creates a pending order with its unique payable amount and starts its order actor.
+    /// The write runs in the caller's task; the matcher serializes the amounts.
+    pub async fn create(&self, new: &NewOrder, actor: &str) -> Result<Order, OrderError> {
+        let source = TrackingSource {
+            matcher: &self.matcher,
+            handed_out: Mutex::new(Vec::new()),
+        };
+        let result = self.store.create_order(new, &source, actor).await;
+        let order = match result {
+            Ok(CreateOrder::Created(order)) => order,
+            Ok(CreateOrder::Unavailable(AllocateError::Busy(b))) => {
+                return Err(OrderError::Busy {
+                    retry_at: b.retry_at,
+                });
+            }
+            Ok(CreateOrder::Unavailable(AllocateError::Actor(e))) => return Err(e.into()),
+            Err(e) => {
+                for order_id in source
+                    .handed_out
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                {
+                    let _ = self.matcher.release(order_id, ReleaseReason::Abandoned);
+                }
+                return Err(e.into());
+            }
+        };
+        metrics::counter!("orders_created_total").increment(1);
+        if let Err(e) = cast_slot(&self.slot, NAME, OrderManagerMsg::Track(order.clone())) {
+            // the manager restores every pending order from the database when it is back
+            tracing::warn!(order_id = order.id, error = %e, "order actor deferred to the manager's restart");
+        }
+        Ok(*order)
+    }
+
+    pub async fn pay(&self, order_id: i64, transfer_id: i64) -> Result<PayOutcome, OrderError> {
+        call_slot(&self.slot, NAME, self.timeout, |reply| {
+            OrderManagerMsg::Pay {
+                order_id,
+                transfer_id,
+                reply,
+            }
+        })
+        .await?
+    }
+
+    pub async fn cancel(&self, order_id: i64, actor: &str) -> Result<Order, OrderError> {
+        let actor = actor.to_owned();
+        call_slot(&self.slot, NAME, self.timeout, |reply| {
+            OrderManagerMsg::Cancel {
+                order_id,
+                actor,
+                reply,
+            }
+        })
+        .await?
+    }
+
+    /// Order actors alive right now.
+    pub async fn live(&self) -> Result<usize, ActorCallError> {
+        call_slot(&self.slot, NAME, self.timeout, OrderManagerMsg::Live).await
+    }
+}

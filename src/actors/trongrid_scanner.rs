@@ -1,0 +1,284 @@
+//! The TronGrid scanner (payments subsystem): polls
+//! `GET /v1/accounts/{wallet}/transactions/trc20` for every receiving wallet and feeds the
+//! transfers to the payment pipeline.
+//!
+//! Each wallet has a cursor (the latest block time read), persisted and resumed with
+//! `tron.resume_overlap`; a cursor moves only after every page of a listing was read, so a fault
+//! never skips data. With `confirmations = "seen"` every listed transfer counts; otherwise the
+//! confirmed listing (`only_confirmed`) pays orders and the unconfirmed one only tells customers
+//! their payment was seen. TronGrid reports no block numbers, so a block count is treated like
+//! "solidified" here. Faults back off with jitter and never stop the actor.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+
+use crate::config::{Confirmations, Secret};
+use crate::domain::{TronAddress, now_ms};
+use crate::messages::scanners::{TronGridMsg, TronGridPoll};
+use crate::payments::progress::ChainProgress;
+use crate::payments::scan::{ScanFault, backoff, fetch};
+use crate::payments::tron::{LogIndexer, parse_trongrid_page};
+use crate::payments::{CHAIN, Payments};
+
+pub const SOURCE: &str = "trongrid";
+/// Items per page (TronGrid's maximum).
+const PAGE_LIMIT: usize = 200;
+/// A listing longer than this many pages is continued at the next poll.
+const MAX_PAGES: usize = 50;
+/// How far back the unconfirmed listing looks.
+const UNCONFIRMED_LOOKBACK_MS: i64 = 10 * 60 * 1000;
+/// Time until a TRON block is irreversible (about 19 blocks of 3 s), with a margin.
+pub const SOLIDIFY_MS: i64 = 60_000;
+
+#[derive(Clone)]
+pub struct TronGridScanner {
+    pub base_url: String,
+    pub api_key: Secret,
+    pub contract: TronAddress,
+    pub wallets: Vec<TronAddress>,
+    pub poll_interval: Duration,
+    pub confirmations: Confirmations,
+    pub overlap_ms: i64,
+    /// Where a wallet without a saved cursor starts (how far back from now).
+    pub initial_lookback_ms: i64,
+    pub request_timeout: Duration,
+    pub max_backoff: Duration,
+    pub payments: Payments,
+    pub progress: ChainProgress,
+}
+
+/// Which TronGrid listing to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// Everything (`confirmations = "seen"`): every transfer counts.
+    All,
+    /// `only_confirmed`: transfers that pay orders.
+    Confirmed,
+    /// `only_unconfirmed`: transfers that are only announced as seen.
+    Unconfirmed,
+}
+
+pub struct TronGridState {
+    client: reqwest::Client,
+    cursors: HashMap<String, i64>,
+    failures: u32,
+    task: Option<JoinHandle<()>>,
+}
+
+fn cursor_key(wallet: &str) -> String {
+    format!("tron:{SOURCE}:{wallet}")
+}
+
+impl Actor for TronGridScanner {
+    type Msg = TronGridMsg;
+    type State = TronGridState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<TronGridMsg>,
+        _: (),
+    ) -> Result<TronGridState, ActorProcessingErr> {
+        let client = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .user_agent(concat!("telebot/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut cursors = HashMap::new();
+        for w in &self.wallets {
+            let w = w.to_string();
+            let start = match self.payments.store.scan_cursor(&cursor_key(&w)).await? {
+                Some(saved) => saved - self.overlap_ms,
+                None => now_ms() - self.initial_lookback_ms,
+            };
+            cursors.insert(w, start);
+        }
+        self.progress.register(SOURCE);
+        let _ = myself.cast(TronGridMsg::Tick);
+        Ok(TronGridState {
+            client,
+            cursors,
+            failures: 0,
+            task: None,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<TronGridMsg>,
+        state: &mut TronGridState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(task) = state.task.take() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<TronGridMsg>,
+        msg: TronGridMsg,
+        state: &mut TronGridState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            TronGridMsg::Tick => {
+                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
+                    return Ok(());
+                }
+                let job = self.clone();
+                let client = state.client.clone();
+                let cursors = state.cursors.clone();
+                let me = myself.clone();
+                state.task = Some(tokio::spawn(async move {
+                    let report = job.poll(&client, cursors).await;
+                    let _ = me.cast(TronGridMsg::Polled(report));
+                }));
+            }
+            TronGridMsg::Polled(report) => {
+                state.task = None;
+                for (wallet, cursor) in &report.cursors {
+                    state.cursors.insert(wallet.clone(), *cursor);
+                    if let Err(e) = self
+                        .payments
+                        .store
+                        .save_scan_cursor(&cursor_key(wallet), *cursor)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cursor not saved; it is resumed with overlap");
+                    }
+                }
+                let delay = match report.fault {
+                    None => {
+                        state.failures = 0;
+                        let confirmed_delay = if self.confirmations == Confirmations::Seen {
+                            0
+                        } else {
+                            SOLIDIFY_MS
+                        };
+                        let min_cursor = state.cursors.values().copied().min();
+                        self.progress.advance(
+                            SOURCE,
+                            report.started_at - confirmed_delay,
+                            Some(report.started_at),
+                            min_cursor,
+                        );
+                        self.poll_interval
+                    }
+                    Some(fault) => {
+                        state.failures += 1;
+                        metrics::counter!("scanner_errors_total", "chain" => CHAIN, "kind" => fault.kind).increment(1);
+                        let delay = backoff(state.failures, self.poll_interval, self.max_backoff);
+                        tracing::warn!(source = SOURCE, kind = fault.kind, error = %fault.message, failures = state.failures, ?delay, "scan failed; backing off");
+                        self.progress.failed(SOURCE, fault.to_string());
+                        delay
+                    }
+                };
+                myself.send_after(delay, || TronGridMsg::Tick);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TronGridScanner {
+    /// One poll over every wallet. Runs outside the actor.
+    async fn poll(&self, client: &reqwest::Client, cursors: HashMap<String, i64>) -> TronGridPoll {
+        let mut report = TronGridPoll {
+            started_at: now_ms(),
+            ..Default::default()
+        };
+        for wallet in &self.wallets {
+            let key = wallet.to_string();
+            let cursor = cursors.get(&key).copied().unwrap_or(report.started_at);
+            let confirmed_only = self.confirmations != Confirmations::Seen;
+            let listing = if confirmed_only {
+                Listing::Confirmed
+            } else {
+                Listing::All
+            };
+            match self
+                .read_listing(client, wallet, cursor - self.overlap_ms, listing)
+                .await
+            {
+                Ok(latest) => {
+                    report
+                        .cursors
+                        .insert(key, latest.unwrap_or(cursor).max(cursor));
+                }
+                Err(f) => {
+                    report.fault = Some(f);
+                    return report;
+                }
+            }
+            if confirmed_only
+                && let Err(f) = self
+                    .read_listing(
+                        client,
+                        wallet,
+                        report.started_at - UNCONFIRMED_LOOKBACK_MS,
+                        Listing::Unconfirmed,
+                    )
+                    .await
+            {
+                report.fault = Some(f);
+                return report;
+            }
+        }
+        report
+    }
+
+    /// Reads one listing from `min_timestamp`, page by page, and ingests what it finds.
+    /// Returns the latest block time read.
+    async fn read_listing(
+        &self,
+        client: &reqwest::Client,
+        wallet: &TronAddress,
+        min_timestamp: i64,
+        listing: Listing,
+    ) -> Result<Option<i64>, ScanFault> {
+        let url = format!(
+            "{}/v1/accounts/{}/transactions/trc20",
+            self.base_url.trim_end_matches('/'),
+            wallet
+        );
+        let mut fingerprint: Option<String> = None;
+        let mut latest: Option<i64> = None;
+        let mut indexer = LogIndexer::default();
+        for _ in 0..MAX_PAGES {
+            let mut query: Vec<(&str, String)> = vec![
+                ("only_to", "true".into()),
+                ("contract_address", self.contract.to_string()),
+                ("min_timestamp", min_timestamp.max(0).to_string()),
+                ("order_by", "block_timestamp,asc".into()),
+                ("limit", PAGE_LIMIT.to_string()),
+            ];
+            match listing {
+                Listing::All => {}
+                Listing::Confirmed => query.push(("only_confirmed", "true".into())),
+                Listing::Unconfirmed => query.push(("only_unconfirmed", "true".into())),
+            }
+            if let Some(f) = &fingerprint {
+                query.push(("fingerprint", f.clone()));
+            }
+            let mut request = client.get(&url).query(&query);
+            if self.api_key.is_set() {
+                request = request.header("TRON-PRO-API-KEY", self.api_key.expose());
+            }
+            let body = fetch(request).await?;
+            let page = parse_trongrid_page(&body, wallet, &self.contract, latest, &mut indexer)?;
+            let confirmed = listing != Listing::Unconfirmed;
+            for t in &page.transfers {
+                self.payments.ingest(&t.to_new(confirmed, SOURCE)).await?;
+            }
+            latest = page.last_time.or(latest);
+            match page.fingerprint {
+                Some(f) if page.items >= PAGE_LIMIT => fingerprint = Some(f),
+                _ => return Ok(latest),
+            }
+        }
+        // more pages than one poll reads: what was read is complete up to `latest`
+        Ok(latest)
+    }
+}

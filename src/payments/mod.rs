@@ -1,0 +1,282 @@
+//! The payment pipeline: every transfer, from whichever source (scanners, the signed webhook, the
+//! demo chain), goes through [`Payments::ingest`]: recorded once by (chain, txid, log index), then
+//! placed exactly once: it pays an order, is credited as a late payment (or held for review), or
+//! is kept as unmatched for operators. Nothing is dropped: a transfer whose placement failed stays
+//! `pending` in the database and the reconciler places it again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::actors::matcher::MatcherHandle;
+use crate::actors::order_manager::OrdersHandle;
+use crate::config::LatePaymentRule;
+use crate::domain::allocation::MatchResult;
+use crate::domain::{OrderStatus, now_ms};
+use crate::messages::orders::OrderError;
+use crate::store::{NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer};
+
+pub mod progress;
+pub mod scan;
+pub mod tron;
+pub mod webhook;
+
+/// The only chain and token so far.
+pub const CHAIN: &str = "tron";
+pub const TOKEN: &str = "USDT";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("order service: {0}")]
+    Orders(#[from] OrderError),
+    #[error(transparent)]
+    Actor(#[from] crate::actors::ActorCallError),
+}
+
+/// Where a transfer ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Seen but not yet confirmed; placed once it is.
+    Confirming,
+    /// Paid this order.
+    Paid,
+    /// Paid an order after its window: credited to the customer's balance.
+    LateCredited,
+    /// Paid an order after its window: waiting for an operator.
+    Review,
+    /// Matches no order: kept for operators.
+    Unmatched,
+    /// Reported before and already placed: nothing changed.
+    Duplicate,
+}
+
+impl Placement {
+    fn label(self) -> &'static str {
+        match self {
+            Placement::Confirming => "confirming",
+            Placement::Paid => "paid",
+            Placement::LateCredited => "late_credited",
+            Placement::Review => "review",
+            Placement::Unmatched => "unmatched",
+            Placement::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// What ingesting one transfer did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ingested {
+    pub transfer_id: i64,
+    pub placement: Placement,
+    pub order_id: Option<i64>,
+}
+
+/// Shared by scanners, the webhook and the demo chain; cheap to clone.
+#[derive(Clone)]
+pub struct Payments {
+    pub store: Store,
+    pub matcher: MatcherHandle,
+    pub orders: OrdersHandle,
+    pub late_rule: LatePaymentRule,
+    wallets: Arc<HashSet<String>>,
+}
+
+impl Payments {
+    pub fn new(
+        store: Store,
+        matcher: MatcherHandle,
+        orders: OrdersHandle,
+        late_rule: LatePaymentRule,
+        wallets: &[String],
+    ) -> Self {
+        Payments {
+            store,
+            matcher,
+            orders,
+            late_rule,
+            wallets: Arc::new(wallets.iter().cloned().collect()),
+        }
+    }
+
+    pub fn is_our_wallet(&self, address: &str) -> bool {
+        self.wallets.contains(address)
+    }
+
+    /// Records a reported transfer and places it.
+    pub async fn ingest(&self, t: &NewTransfer) -> Result<Ingested, PaymentsError> {
+        let (transfer, recorded) = self.store.record_transfer(t).await?;
+        if !transfer.confirmed {
+            if recorded == Recorded::New {
+                self.announce_seen(&transfer).await?;
+            }
+            return Ok(Ingested {
+                transfer_id: transfer.id,
+                placement: Placement::Confirming,
+                order_id: None,
+            });
+        }
+        self.place(&transfer).await
+    }
+
+    /// Places a confirmed transfer that is still `pending`; reports an earlier placement
+    /// otherwise.
+    pub async fn place(&self, transfer: &Transfer) -> Result<Ingested, PaymentsError> {
+        if transfer.outcome != "pending" {
+            return Ok(Ingested {
+                transfer_id: transfer.id,
+                placement: Placement::Duplicate,
+                order_id: transfer.order_id,
+            });
+        }
+        let placed = self.place_pending(transfer).await?;
+        metrics::counter!("payments_matched_total", "outcome" => placed.placement.label())
+            .increment(1);
+        if placed.placement == Placement::Paid {
+            metrics::histogram!("payment_detection_latency_seconds")
+                .record(((now_ms() - transfer.block_time).max(0) as f64) / 1000.0);
+        }
+        Ok(placed)
+    }
+
+    async fn place_pending(&self, t: &Transfer) -> Result<Ingested, PaymentsError> {
+        let done = |placement, order_id| Ingested {
+            transfer_id: t.id,
+            placement,
+            order_id,
+        };
+        if t.chain != CHAIN || t.token != TOKEN || !self.is_our_wallet(&t.to_address) {
+            return self.unmatched(t).await;
+        }
+        let verdict = match self
+            .matcher
+            .match_transfer(&t.to_address, t.amount, t.block_time)
+            .await?
+        {
+            MatchResult::Order(id) if id > 0 => MatchResult::Order(id),
+            MatchResult::Late(id) if id > 0 => MatchResult::Late(id),
+            // not in this instance's table: the database knows every live holder
+            _ => match self
+                .store
+                .amount_holder(&t.chain, &t.token, &t.to_address, t.amount)
+                .await?
+            {
+                Some(h) if h.state == "pending" && t.block_time <= h.expires_at => {
+                    MatchResult::Order(h.order_id)
+                }
+                Some(h)
+                    if h.state == "pending"
+                        || h.quarantine_until.is_some_and(|u| t.block_time < u) =>
+                {
+                    MatchResult::Late(h.order_id)
+                }
+                _ => MatchResult::NoMatch,
+            },
+        };
+        match verdict {
+            MatchResult::Order(order_id) => match self.orders.pay(order_id, t.id).await {
+                Ok(PayOutcome::Paid(_)) => Ok(done(Placement::Paid, Some(order_id))),
+                Ok(PayOutcome::AlreadySettled) => Ok(done(Placement::Duplicate, Some(order_id))),
+                Ok(PayOutcome::NotPending(OrderStatus::Expired | OrderStatus::Cancelled))
+                | Ok(PayOutcome::DoesNotFit("paid after the payment window")) => {
+                    self.late(t, order_id).await
+                }
+                Ok(PayOutcome::NotPending(_))
+                | Ok(PayOutcome::DoesNotFit(_))
+                | Err(OrderError::NotPending(_)) => {
+                    // the order was paid by another transfer: this one is a second payment
+                    self.late(t, order_id).await
+                }
+                Err(e) => Err(e.into()),
+            },
+            MatchResult::Late(order_id) => self.late(t, order_id).await,
+            MatchResult::NoMatch => self.unmatched(t).await,
+        }
+    }
+
+    async fn late(&self, t: &Transfer, order_id: i64) -> Result<Ingested, PaymentsError> {
+        let (placed, placement) = match self.late_rule {
+            LatePaymentRule::CreditBalance => (
+                self.store
+                    .credit_late_payment(t.id, order_id, "system")
+                    .await?,
+                Placement::LateCredited,
+            ),
+            LatePaymentRule::OperatorReview => (
+                self.store
+                    .hold_for_review(t.id, Some(order_id), "system")
+                    .await?,
+                Placement::Review,
+            ),
+        };
+        tracing::info!(transfer_id = t.id, order_id, ?placement, "late payment");
+        Ok(Ingested {
+            transfer_id: t.id,
+            placement: if placed == Placed::Done {
+                placement
+            } else {
+                Placement::Duplicate
+            },
+            order_id: Some(order_id),
+        })
+    }
+
+    async fn unmatched(&self, t: &Transfer) -> Result<Ingested, PaymentsError> {
+        let placed = self.store.mark_unmatched(t.id, "system").await?;
+        tracing::warn!(transfer_id = t.id, txid = %t.txid, amount = %t.amount, to = %t.to_address, "transfer matches no order; kept for operators");
+        Ok(Ingested {
+            transfer_id: t.id,
+            placement: if placed == Placed::Done {
+                Placement::Unmatched
+            } else {
+                Placement::Duplicate
+            },
+            order_id: None,
+        })
+    }
+
+    /// Tells the customer a payment for their order was seen and is confirming.
+    async fn announce_seen(&self, t: &Transfer) -> Result<(), PaymentsError> {
+        if !self.is_our_wallet(&t.to_address) {
+            return Ok(());
+        }
+        if let MatchResult::Order(order_id) = self
+            .matcher
+            .match_transfer(&t.to_address, t.amount, t.block_time)
+            .await?
+            && order_id > 0
+        {
+            let order = self.store.order(order_id).await?;
+            let payload = serde_json::json!({
+                "event": "payment_seen", "order_id": order_id, "user_id": order.user_id, "transfer_id": t.id,
+            });
+            self.store
+                .enqueue(
+                    crate::store::OUTBOX_CUSTOMER,
+                    Some(&format!("seen:{}", t.id)),
+                    &payload.to_string(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Places every confirmed transfer left `pending` (a crash or fault between recording and
+    /// placing). Returns how many were placed.
+    pub async fn reconcile(&self) -> Result<usize, PaymentsError> {
+        let pending = self.store.unprocessed_transfers().await?;
+        let mut placed = 0;
+        for t in pending {
+            match self.place(&t).await {
+                Ok(_) => placed += 1,
+                Err(e) => {
+                    tracing::warn!(transfer_id = t.id, error = %e, "transfer not placed yet; will retry")
+                }
+            }
+        }
+        Ok(placed)
+    }
+}

@@ -1,0 +1,99 @@
+//! What the chain scanners share: upstream requests with their faults classified, and the
+//! backoff with jitter that keeps a failing source from being hammered or crash-looping.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use super::tron::{WireError, trongrid_error_message};
+
+/// An upstream problem, with a bounded `kind` for metrics.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ScanFault {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ScanFault {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ScanFault {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<WireError> for ScanFault {
+    fn from(e: WireError) -> Self {
+        ScanFault::new(e.kind(), e.to_string())
+    }
+}
+
+impl From<crate::payments::PaymentsError> for ScanFault {
+    fn from(e: crate::payments::PaymentsError) -> Self {
+        ScanFault::new("store", e.to_string())
+    }
+}
+
+/// Sends a request and returns the body of a 2xx answer; anything else is a typed fault.
+/// The body is always read: TronGrid explains refusals in JSON, and a node under load answers
+/// 200 with `{"Error": ...}` (the decoders catch that one).
+pub async fn fetch(request: reqwest::RequestBuilder) -> Result<Vec<u8>, ScanFault> {
+    let response = request.send().await.map_err(classify)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| {
+        if e.is_timeout() {
+            ScanFault::new("timeout", e.to_string())
+        } else {
+            ScanFault::new("malformed", format!("body cut short: {e}"))
+        }
+    })?;
+    if status.is_success() {
+        return Ok(body.to_vec());
+    }
+    let detail = trongrid_error_message(&body)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    let kind = match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::FORBIDDEN => "rate_limited",
+        s if s.is_server_error() => "server_error",
+        _ => "http_error",
+    };
+    Err(ScanFault::new(kind, format!("HTTP {status}: {detail}")))
+}
+
+fn classify(e: reqwest::Error) -> ScanFault {
+    if e.is_timeout() {
+        ScanFault::new("timeout", e.to_string())
+    } else if e.is_connect() {
+        ScanFault::new("connect", e.to_string())
+    } else {
+        ScanFault::new("http_error", e.to_string())
+    }
+}
+
+/// Delay before the next attempt after `failures` consecutive faults: exponential from `base`,
+/// capped at `max`, with "equal jitter" (half fixed, half random) so many instances spread out.
+pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << failures.min(16)).min(max);
+    let half = exp / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_under_the_cap() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(5);
+        let first = backoff(1, base, max);
+        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200));
+        for n in 0..40 {
+            let d = backoff(n, base, max);
+            assert!(d <= max && d >= Duration::from_millis(50), "{n}: {d:?}");
+        }
+        assert!(backoff(30, base, max) >= max / 2);
+    }
+}

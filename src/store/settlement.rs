@@ -1,0 +1,418 @@
+//! Settlement: the transactions that end a pending order or place a transfer.
+//!
+//! Each function is one database transaction that changes the order, the transfer, the
+//! allocation, stock, balances and commissions together, appends the audit entries and queues the
+//! notifications in the outbox. Every update is conditional on the state it expects
+//! (`where status = 'pending_payment'`, `where outcome = 'pending'`), so a transfer reported twice,
+//! or an expiry racing a payment, changes nothing the second time: exactly one side wins.
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::ledger::{LedgerReason, apply_ledger};
+use super::orders::{Order, order_columns};
+use super::payments::{Transfer, transfer_columns};
+use super::{
+    AuditRecord, Store, StoreError, StoreResult, append_audit, enqueue_outbox, in_tx, on_pool,
+};
+use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
+
+/// Records the agent's commission for a paid sale (not for top-ups), inside the transaction.
+macro_rules! record_commission {
+    ($tx:expr, $order:expr, $now:expr, $ctx:expr) => {{
+        let order: &Order = $order;
+        match (order.agent_id, order.kind) {
+            (Some(agent_id), kind) if kind != ProductKind::Topup => {
+                let bps: Option<i64> = sqlx::query_scalar(
+                    "select commission_bps from agents where id = $1 and status = 'active'",
+                )
+                .bind(agent_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                let amount = bps
+                    .and_then(|b| u32::try_from(b).ok())
+                    .and_then(|b| order.price.basis_points(b))
+                    .filter(|m| m.is_positive());
+                if let Some(amount) = amount {
+                    sqlx::query(
+                        "insert into commissions (agent_id, order_id, amount, status, available_at, created_at) \
+                         values ($1, $2, $3, 'pending', $4, $5) on conflict do nothing",
+                    )
+                    .bind(agent_id)
+                    .bind(order.id)
+                    .bind(amount.micros())
+                    .bind($now + $ctx.commission_hold_ms)
+                    .bind($now)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                Ok::<(), sqlx::Error>(())
+            }
+            _ => Ok(()),
+        }
+    }};
+}
+
+/// Outbox kinds.
+pub const OUTBOX_CUSTOMER: &str = "customer";
+pub const OUTBOX_OPERATOR: &str = "operator";
+pub const OUTBOX_CALLBACK: &str = "callback";
+
+/// Settings that shape a settlement.
+#[derive(Debug, Clone)]
+pub struct SettleContext<'a> {
+    /// Who acts, for the audit log (`system`, `scanner:trongrid`, `token:3`, ...).
+    pub actor: &'a str,
+    /// How long a new commission is held before it can be paid out.
+    pub commission_hold_ms: i64,
+    /// Queue a merchant callback for paid orders.
+    pub callbacks: bool,
+}
+
+/// What paying an order did.
+#[derive(Debug, Clone)]
+pub enum PayOutcome {
+    /// Paid (and fulfilled as far as possible): the order as it now stands.
+    Paid(Box<Order>),
+    /// The order is no longer waiting for payment (expired, cancelled or paid).
+    NotPending(OrderStatus),
+    /// The transfer was settled before (matched, late, unmatched): nothing changed.
+    AlreadySettled,
+    /// The transfer does not fit the order (amount, wallet or after the window).
+    DoesNotFit(&'static str),
+}
+
+/// What placing a transfer elsewhere did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    Done,
+    AlreadySettled,
+}
+
+/// A live holder of an amount, read from the database.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct AmountHolder {
+    pub order_id: i64,
+    pub state: String,
+    pub expires_at: i64,
+    pub quarantine_until: Option<i64>,
+}
+
+fn event(name: &str, order: &Order) -> String {
+    json!({ "event": name, "order_id": order.id, "user_id": order.user_id }).to_string()
+}
+
+impl Store {
+    /// Pays `order_id` with `transfer_id` and fulfils it, in one transaction.
+    pub async fn pay_order(
+        &self,
+        order_id: i64,
+        transfer_id: i64,
+        ctx: &SettleContext<'_>,
+    ) -> StoreResult<PayOutcome> {
+        let now = now_ms();
+        let outcome = in_tx!(self, tx => {
+            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("order"))?;
+            if order.status != OrderStatus::PendingPayment {
+                return Ok(PayOutcome::NotPending(order.status));
+            }
+            let transfer: Transfer = sqlx::query_as(concat!("select ", transfer_columns!(), " from transfers where id = $1"))
+                .bind(transfer_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("transfer"))?;
+            if transfer.outcome != "pending" {
+                return Ok(PayOutcome::AlreadySettled);
+            }
+            if transfer.amount != order.payable_amount {
+                return Ok(PayOutcome::DoesNotFit("amount differs from the payable amount"));
+            }
+            if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
+                return Ok(PayOutcome::DoesNotFit("paid to another wallet"));
+            }
+            if transfer.block_time > order.expires_at {
+                return Ok(PayOutcome::DoesNotFit("paid after the payment window"));
+            }
+            sqlx::query("update transfers set outcome = 'matched', order_id = $2, updated_at = $3 where id = $1 and outcome = 'pending'")
+                .bind(transfer_id)
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 where id = $1 and status = 'pending_payment'")
+                .bind(order_id)
+                .bind(now)
+                .bind(transfer_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("update allocations set state = 'released' where order_id = $1 and state = 'pending'")
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "transfer.matched", "transfer", transfer_id)
+                .before(&json!({"outcome": "pending"}))
+                .after(&json!({"outcome": "matched", "order_id": order_id})))?;
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
+                .before(&json!({"status": "pending_payment"}))
+                .after(&json!({"status": "paid", "transfer_id": transfer_id})))?;
+            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
+            if ctx.callbacks {
+                enqueue_outbox!(&mut *tx, OUTBOX_CALLBACK, Some(format!("callback:paid:{order_id}")),
+                    json!({"event": "order.paid", "order_id": order_id}).to_string())?;
+            }
+
+            // fulfilment
+            let mut status = OrderStatus::Paid;
+            let mut delivery: Option<String> = None;
+            match order.kind {
+                ProductKind::Digital => {
+                    let available: i64 = sqlx::query_scalar("select count(*) from stock_items where product_id = $1 and order_id is null")
+                        .bind(order.product_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if available >= order.quantity {
+                        let items: Vec<String> = sqlx::query_scalar(
+                            "update stock_items set order_id = $1, delivered_at = $2 where id in \
+                             (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
+                             returning content")
+                            .bind(order_id)
+                            .bind(now)
+                            .bind(order.product_id)
+                            .bind(order.quantity)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        delivery = Some(items.join("\n"));
+                        status = OrderStatus::Delivered;
+                        enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("delivered:{order_id}")), event("order_delivered", &order))?;
+                    } else {
+                        enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("stock:{order_id}")), event("stock_exhausted", &order))?;
+                    }
+                }
+                ProductKind::Service => {
+                    status = OrderStatus::InProgress;
+                    enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("service:{order_id}")), event("service_request", &order))?;
+                }
+                ProductKind::Topup => {
+                    apply_ledger!(tx, order.user_id, transfer.amount.micros(), LedgerReason::Topup, Some(order_id), Some(transfer_id))?;
+                    status = OrderStatus::Completed;
+                    enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("topup:{order_id}")), event("balance_credited", &order))?;
+                }
+            }
+            if status != OrderStatus::Paid {
+                sqlx::query("update orders set status = $2, delivery = $3, updated_at = $4 where id = $1")
+                    .bind(order_id)
+                    .bind(status.as_str())
+                    .bind(&delivery)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.fulfilled", "order", order_id)
+                    .before(&json!({"status": "paid"}))
+                    .after(&json!({"status": status})))?;
+            }
+            record_commission!(tx, &order, now, ctx)?;
+            let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            PayOutcome::Paid(Box::new(paid))
+        });
+        Ok(outcome)
+    }
+
+    /// Ends a pending order without payment (expired or cancelled) and quarantines its amount
+    /// until `quarantine_until`. `Err(status)` when it was not pending any more.
+    pub async fn close_unpaid(
+        &self,
+        order_id: i64,
+        to: OrderStatus,
+        quarantine_until: i64,
+        actor: &str,
+    ) -> StoreResult<Result<Order, OrderStatus>> {
+        debug_assert!(matches!(to, OrderStatus::Expired | OrderStatus::Cancelled));
+        OrderStatus::PendingPayment.check_transition(to)?;
+        let now = now_ms();
+        let result = in_tx!(self, tx => {
+            let closed: Option<Order> = sqlx::query_as(concat!(
+                "update orders set status = $2, updated_at = $3 where id = $1 and status = 'pending_payment' returning ",
+                order_columns!()
+            ))
+            .bind(order_id)
+            .bind(to.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match closed {
+                None => {
+                    let status: Option<String> = sqlx::query_scalar("select status from orders where id = $1")
+                        .bind(order_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let status = status.ok_or(StoreError::NotFound("order"))?;
+                    Err(status.parse::<OrderStatus>().map_err(|e| StoreError::Conflict(e.to_string()))?)
+                }
+                Some(order) => {
+                    sqlx::query("update allocations set state = 'quarantined', quarantine_until = $2 where order_id = $1 and state = 'pending'")
+                        .bind(order_id)
+                        .bind(quarantine_until)
+                        .execute(&mut *tx)
+                        .await?;
+                    let action = if to == OrderStatus::Expired { "order.expired" } else { "order.cancelled" };
+                    append_audit!(&mut *tx, &AuditRecord::new(actor, action, "order", order_id)
+                        .before(&json!({"status": "pending_payment"}))
+                        .after(&json!({"status": to, "quarantine_until": quarantine_until})))?;
+                    let name = if to == OrderStatus::Expired { "order_expired" } else { "order_cancelled" };
+                    enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("{name}:{order_id}")), event(name, &order))?;
+                    Ok(order)
+                }
+            }
+        });
+        Ok(result)
+    }
+
+    /// A transfer that pays an order after its window: credit it to the customer's balance.
+    pub async fn credit_late_payment(
+        &self,
+        transfer_id: i64,
+        order_id: i64,
+        actor: &str,
+    ) -> StoreResult<Placed> {
+        let now = now_ms();
+        let placed = in_tx!(self, tx => {
+            let transfer: Option<Transfer> = sqlx::query_as(concat!(
+                "update transfers set outcome = 'late', order_id = $2, updated_at = $3 where id = $1 and outcome = 'pending' returning ",
+                transfer_columns!()
+            ))
+            .bind(transfer_id)
+            .bind(order_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(transfer) = transfer else { return Ok(Placed::AlreadySettled) };
+            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            apply_ledger!(tx, order.user_id, transfer.amount.micros(), LedgerReason::LatePayment, Some(order_id), Some(transfer_id))?;
+            append_audit!(&mut *tx, &AuditRecord::new(actor, "transfer.late_credited", "transfer", transfer_id)
+                .before(&json!({"outcome": "pending"}))
+                .after(&json!({"outcome": "late", "order_id": order_id, "credited_user": order.user_id, "amount": transfer.amount})))?;
+            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("late:{transfer_id}")),
+                json!({"event": "late_payment_credited", "order_id": order_id, "user_id": order.user_id, "transfer_id": transfer_id}).to_string())?;
+            Placed::Done
+        });
+        Ok(placed)
+    }
+
+    /// A late payment left for an operator to decide.
+    pub async fn hold_for_review(
+        &self,
+        transfer_id: i64,
+        order_id: Option<i64>,
+        actor: &str,
+    ) -> StoreResult<Placed> {
+        self.set_aside(
+            transfer_id,
+            order_id,
+            "review",
+            "late_payment_review",
+            actor,
+        )
+        .await
+    }
+
+    /// A transfer that pays nothing we know: kept, and reported to operators.
+    pub async fn mark_unmatched(&self, transfer_id: i64, actor: &str) -> StoreResult<Placed> {
+        self.set_aside(transfer_id, None, "unmatched", "unmatched_transfer", actor)
+            .await
+    }
+
+    async fn set_aside(
+        &self,
+        transfer_id: i64,
+        order_id: Option<i64>,
+        outcome: &str,
+        event: &str,
+        actor: &str,
+    ) -> StoreResult<Placed> {
+        let now = now_ms();
+        let placed = in_tx!(self, tx => {
+            let n = sqlx::query("update transfers set outcome = $2, order_id = $3, updated_at = $4 where id = $1 and outcome = 'pending'")
+                .bind(transfer_id)
+                .bind(outcome)
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                return Ok(Placed::AlreadySettled);
+            }
+            let action = format!("transfer.{outcome}");
+            append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "transfer", transfer_id)
+                .before(&json!({"outcome": "pending"}))
+                .after(&json!({"outcome": outcome, "order_id": order_id})))?;
+            enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("{outcome}:{transfer_id}")),
+                json!({"event": event, "transfer_id": transfer_id, "order_id": order_id}).to_string())?;
+            Placed::Done
+        });
+        Ok(placed)
+    }
+
+    /// The order that holds `amount` on `wallet` in the database, if any (pending or quarantined).
+    pub async fn amount_holder(
+        &self,
+        chain: &str,
+        token: &str,
+        wallet: &str,
+        amount: Money,
+    ) -> StoreResult<Option<AmountHolder>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "select order_id, state, expires_at, quarantine_until from allocations \
+                 where chain = $1 and token = $2 and wallet = $3 and amount = $4 and state in ('pending', 'quarantined')",
+            )
+            .bind(chain)
+            .bind(token)
+            .bind(wallet)
+            .bind(amount.micros())
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Unconfirmed transfers of exactly `amount` to `wallet` seen since `since` (a payment that is
+    /// confirming).
+    pub async fn unconfirmed_transfers_to(
+        &self,
+        wallet: &str,
+        amount: Money,
+        since: i64,
+    ) -> StoreResult<Vec<Transfer>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ", transfer_columns!(),
+                " from transfers where to_address = $1 and amount = $2 and not confirmed and block_time >= $3 order by id"
+            ))
+            .bind(wallet)
+            .bind(amount.micros())
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Transfers recorded for an order (matched, late, review), oldest first.
+    pub async fn transfers_of_order(&self, order_id: i64) -> StoreResult<Vec<Transfer>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!("select ", transfer_columns!(), " from transfers where order_id = $1 order by id"))
+                .bind(order_id)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}
