@@ -10,14 +10,21 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::actors::bot_router::{BotHandle, BotRouter};
+use crate::actors::broadcaster::Broadcaster;
 use crate::actors::demo_chain::{DemoChain, DemoChainHandle};
 use crate::actors::fullnode_scanner::FullNodeScanner;
 use crate::actors::matcher::{Matcher, MatcherHandle};
 use crate::actors::order::OrderEnv;
 use crate::actors::order_manager::{OrderManager, OrdersHandle};
+use crate::actors::outbox_worker::OutboxWorker;
 use crate::actors::reconciler::Reconciler;
+use crate::actors::telegram_intake::{IntakeMode, TelegramIntake};
 use crate::actors::trongrid_scanner::TronGridScanner;
-use crate::config::{Config, TronSource};
+use crate::bot::BotEnv;
+use crate::bot::outbound::Outbound;
+use crate::bot::simulator::Simulator;
+use crate::config::{Config, Secret, TelegramMode, TronSource};
 use crate::domain::allocation::TableRules;
 use crate::messages::supervisor::SupervisorMsg;
 use crate::payments::Payments;
@@ -32,6 +39,10 @@ pub const DEMO_WALLETS: &[&str] = &["T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"];
 /// Longest wait for lagging scanners after a payment window ends before the order expires
 /// anyway (a later payment then follows the late-payment rule).
 const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(3600);
+/// How often the outbox is checked for due notifications.
+const OUTBOX_EVERY: Duration = Duration::from_millis(300);
+/// Token the bot uses with the built-in simulator.
+const SIMULATOR_TOKEN: &str = "0:simulator";
 /// How often transfers left pending by a fault are placed again.
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 /// Time between "seen" and "confirmed" on the demo chain.
@@ -51,6 +62,8 @@ pub enum StartError {
     },
     #[error("supervision tree: {0}")]
     Tree(String),
+    #[error("telegram: {0}")]
+    Telegram(String),
 }
 
 /// Everything the actors and HTTP handlers share; handles only, no actor internals.
@@ -67,6 +80,13 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Receiving wallets in use (configured, or the demo chain's).
     pub wallets: Vec<String>,
+    /// The bot's router, for updates that arrive over HTTP (webhook mode).
+    pub bot: BotHandle,
+    pub bot_env: Arc<BotEnv>,
+    /// Present when no Telegram token is configured (demo mode).
+    pub simulator: Option<Arc<Simulator>>,
+    /// Secret Telegram echoes on webhook calls.
+    pub webhook_secret: Secret,
 }
 
 impl App {
@@ -122,6 +142,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map(ToString::to_string)
             .collect()
     };
+    // the listener first: in demo mode the bot talks to the simulator on this very address
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.http.addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.http.addr,
+        source,
+    })?;
+    let (bot, simulator) = telegram_bot(&config, http_addr)?;
     let registry = Registry::new();
     let matcher = MatcherHandle::new(ActorSlot::new());
     let orders = OrdersHandle::new(ActorSlot::new(), matcher.clone(), store.clone());
@@ -134,6 +166,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
     let demo_chain =
         (config.tron.source == TronSource::Demo).then(|| DemoChainHandle::new(ActorSlot::new()));
+    let outbound = Outbound::new(bot);
+    let bot_env = Arc::new(BotEnv {
+        store: store.clone(),
+        orders: orders.clone(),
+        outbound,
+        limiter: limiter.clone(),
+        default_language: config.telegram.default_language,
+        shop_name: config.telegram.shop_name.clone(),
+        bot_username: config.telegram.bot_username.clone(),
+        idle_timeout: config.telegram.session_idle_timeout,
+    });
+    let webhook_secret = if config.telegram.webhook_secret.is_set() {
+        config.telegram.webhook_secret.clone()
+    } else {
+        Secret::new(format!("{:032x}", rand::random::<u128>()))
+    };
     let app = Arc::new(App {
         config: config.clone(),
         store: store.clone(),
@@ -145,22 +193,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         demo_chain,
         limiter,
         wallets,
+        bot: BotHandle::new(ActorSlot::new()),
+        bot_env,
+        simulator,
+        webhook_secret,
     });
 
-    let (root, root_done) = Actor::spawn(None, root_supervisor(&app), ())
-        .await
-        .map_err(|e| StartError::Tree(e.to_string()))?;
-
-    let listener = TcpListener::bind(config.http.addr)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.http.addr,
-            source,
-        })?;
-    let http_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.http.addr,
-        source,
-    })?;
+    // the HTTP server starts before the tree: the bot's intake polls the simulator through it
     let (stop_http, mut stop_rx) = watch::channel(false);
     let router = crate::http::router(app.clone());
     let http = tokio::spawn(async move {
@@ -174,6 +213,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tracing::error!(error = %e, "http server failed");
         }
     });
+    let (root, root_done) = match Actor::spawn(None, root_supervisor(&app), ()).await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = stop_http.send(true);
+            return Err(StartError::Tree(e.to_string()));
+        }
+    };
 
     Ok(Running {
         app,
@@ -190,6 +236,9 @@ impl Running {
     /// tree in reverse start order, and closes the database last.
     pub async fn shutdown(self) {
         let grace = self.app.config.http.shutdown_grace;
+        if let Some(sim) = &self.app.simulator {
+            sim.close();
+        }
         let _ = self.stop_http.send(true);
         if tokio::time::timeout(grace, self.http).await.is_err() {
             tracing::warn!("http requests still running after the grace period");
@@ -236,10 +285,10 @@ fn root_supervisor(app: &Arc<App>) -> Supervisor {
         path: String::new(),
         policy,
         children: vec![
-            sub("notifier", vec![]),
+            sub("notifier", notifier_children(app)),
             sub("payments", payments_children(app)),
             sub("orders", orders_children(app)),
-            sub("bot", vec![]),
+            sub("bot", bot_children(app)),
         ],
         registry: app.registry.clone(),
         stop_timeout: grace * 2,
@@ -315,6 +364,74 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
     };
     children.push(actor_child("reconciler", reconciler, None));
     children
+}
+
+/// The Bot API client: Telegram (or `telegram.api_url`) with a token, the built-in simulator
+/// without one.
+fn telegram_bot(
+    config: &Config,
+    http_addr: SocketAddr,
+) -> Result<(teloxide::Bot, Option<Arc<Simulator>>), StartError> {
+    let t = &config.telegram;
+    if t.is_simulated() {
+        let simulator = Arc::new(Simulator::new(&t.bot_username));
+        let url = format!("http://{http_addr}/sim");
+        let api = reqwest::Url::parse(&url).map_err(|e| StartError::Telegram(e.to_string()))?;
+        return Ok((
+            teloxide::Bot::new(SIMULATOR_TOKEN).set_api_url(api),
+            Some(simulator),
+        ));
+    }
+    let mut bot = teloxide::Bot::new(t.token.expose());
+    if !t.api_url.is_empty() {
+        let api = reqwest::Url::parse(t.api_url.trim_end_matches('/'))
+            .map_err(|e| StartError::Telegram(e.to_string()))?;
+        bot = bot.set_api_url(api);
+    }
+    Ok((bot, None))
+}
+
+fn bot_children(app: &Arc<App>) -> Vec<ChildSpec> {
+    let router = BotRouter {
+        env: app.bot_env.clone(),
+    };
+    let mode = match app.config.telegram.mode {
+        TelegramMode::Polling => IntakeMode::Polling,
+        TelegramMode::Webhook => IntakeMode::Webhook {
+            url: format!(
+                "{}/telegram/webhook",
+                app.config.http.public_url.trim_end_matches('/')
+            ),
+            secret: app.webhook_secret.clone(),
+        },
+    };
+    let intake = TelegramIntake {
+        outbound: app.bot_env.outbound.clone(),
+        router: app.bot.clone(),
+        mode,
+    };
+    vec![
+        actor_child("router", router, Some(app.bot.slot().clone())),
+        actor_child("telegram", intake, None),
+    ]
+}
+
+fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
+    let outbox = OutboxWorker {
+        store: app.store.clone(),
+        outbound: app.bot_env.outbound.clone(),
+        operator_chats: app.config.telegram.operator_chat_ids.clone(),
+        every: OUTBOX_EVERY,
+    };
+    let broadcaster = Broadcaster {
+        store: app.store.clone(),
+        outbound: app.bot_env.outbound.clone(),
+        every: Duration::from_secs(1),
+    };
+    vec![
+        actor_child("outbox", outbox, None),
+        actor_child("broadcaster", broadcaster, None),
+    ]
 }
 
 fn orders_children(app: &Arc<App>) -> Vec<ChildSpec> {

@@ -119,6 +119,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Chat ids written as numbers (in a file) or as text (from a comma list in the environment).
+fn chat_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(i64),
+        Text(String),
+    }
+    Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(|id| match id {
+            Id::Number(n) => Ok(n),
+            Id::Text(t) => t
+                .trim()
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a chat id"))),
+        })
+        .collect()
+}
+
 mod duration_str {
     use super::*;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -200,6 +220,9 @@ pub struct TelegramConfig {
     pub mode: TelegramMode,
     pub webhook_secret: Secret,
     pub bot_username: String,
+    pub shop_name: String,
+    #[serde(deserialize_with = "chat_ids")]
+    pub operator_chat_ids: Vec<i64>,
     #[serde(with = "duration_str")]
     pub session_idle_timeout: Duration,
     pub default_language: Language,
@@ -485,6 +508,13 @@ impl Config {
             return Err(ConfigError::invalid(
                 "telegram.bot_username",
                 "5 to 32 letters, digits or underscores",
+            ));
+        }
+        if self.telegram.shop_name.trim().is_empty() || self.telegram.shop_name.chars().count() > 64
+        {
+            return Err(ConfigError::invalid(
+                "telegram.shop_name",
+                "1 to 64 characters",
             ));
         }
         let step = self.payments.amount_step.micros();

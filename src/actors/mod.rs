@@ -8,12 +8,17 @@ use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 
 use crate::supervision::ActorSlot;
 
+pub mod bot_router;
+pub mod broadcaster;
 pub mod demo_chain;
 pub mod fullnode_scanner;
 pub mod matcher;
 pub mod order;
 pub mod order_manager;
+pub mod outbox_worker;
 pub mod reconciler;
+pub mod session;
+pub mod telegram_intake;
 pub mod trongrid_scanner;
 
 /// A call to an actor that did not get an answer.

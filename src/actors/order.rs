@@ -52,6 +52,43 @@ fn millis_until(at: i64) -> Duration {
     Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
 }
 
+impl OrderActor {
+    /// Replies with a payment's outcome, frees the amount and stops when the order was paid.
+    fn settled(
+        &self,
+        myself: &ActorRef<OrderMsg>,
+        order_id: i64,
+        result: Result<PayOutcome, crate::store::StoreError>,
+        reply: ractor::RpcReplyPort<Result<PayOutcome, OrderError>>,
+    ) -> Result<(), ActorProcessingErr> {
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = reply.send(Err(OrderError::Store(e.to_string())));
+                // a storage fault is the supervisor's business: restart from the database
+                return Err(e.into());
+            }
+        };
+        match &outcome {
+            PayOutcome::Paid(order) => {
+                let _ = self.env.matcher.release(order_id, ReleaseReason::Paid);
+                metrics::counter!("orders_paid_total").increment(1);
+                metrics::histogram!("order_payment_duration_seconds").record(
+                    ((order.paid_at.unwrap_or(now_ms()) - order.created_at).max(0) as f64) / 1000.0,
+                );
+                tracing::info!(order_id, status = %order.status, from_balance = order.paid_from_balance, "order paid");
+                myself.stop(None);
+            }
+            PayOutcome::NotPending(_) => myself.stop(None),
+            PayOutcome::AlreadySettled
+            | PayOutcome::DoesNotFit(_)
+            | PayOutcome::InsufficientBalance => {}
+        }
+        let _ = reply.send(Ok(outcome));
+        Ok(())
+    }
+}
+
 impl Actor for OrderActor {
     type Msg = OrderMsg;
     type State = OrderState;
@@ -110,34 +147,20 @@ impl Actor for OrderActor {
                 myself.stop(None);
             }
             OrderMsg::Pay { transfer_id, reply } => {
-                let outcome = self
+                let result = self
                     .env
                     .store
                     .pay_order(order_id, transfer_id, &self.env.settle_context())
                     .await;
-                let outcome = match outcome {
-                    Ok(o) => o,
-                    Err(e) => {
-                        let _ = reply.send(Err(OrderError::Store(e.to_string())));
-                        // a storage fault is the supervisor's business: restart from the database
-                        return Err(e.into());
-                    }
+                self.settled(&myself, order_id, result, reply)?;
+            }
+            OrderMsg::PayFromBalance { actor, reply } => {
+                let ctx = SettleContext {
+                    actor: &actor,
+                    ..self.env.settle_context()
                 };
-                match &outcome {
-                    PayOutcome::Paid(order) => {
-                        let _ = self.env.matcher.release(order_id, ReleaseReason::Paid);
-                        metrics::counter!("orders_paid_total").increment(1);
-                        metrics::histogram!("order_payment_duration_seconds").record(
-                            ((order.paid_at.unwrap_or(now_ms()) - order.created_at).max(0) as f64)
-                                / 1000.0,
-                        );
-                        tracing::info!(order_id, transfer_id, status = %order.status, "order paid");
-                        myself.stop(None);
-                    }
-                    PayOutcome::NotPending(_) => myself.stop(None),
-                    PayOutcome::AlreadySettled | PayOutcome::DoesNotFit(_) => {}
-                }
-                let _ = reply.send(Ok(outcome));
+                let result = self.env.store.pay_from_balance(order_id, &ctx).await;
+                self.settled(&myself, order_id, result, reply)?;
             }
             OrderMsg::Cancel { actor, reply } => {
                 let until = now_ms() + self.env.quarantine_ms;

@@ -138,6 +138,18 @@ impl Actor for OrderManager {
                     let _ = reply.send(Err(e));
                 }
             },
+            OrderManagerMsg::PayFromBalance {
+                order_id,
+                actor: who,
+                reply,
+            } => match self.actor_for(&myself, state, order_id).await {
+                Ok(actor) => {
+                    let _ = actor.cast(OrderMsg::PayFromBalance { actor: who, reply });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
             OrderManagerMsg::Cancel {
                 order_id,
                 actor: who,
@@ -300,6 +312,22 @@ impl OrdersHandle {
             OrderManagerMsg::Pay {
                 order_id,
                 transfer_id,
+                reply,
+            }
+        })
+        .await?
+    }
+
+    pub async fn pay_from_balance(
+        &self,
+        order_id: i64,
+        actor: &str,
+    ) -> Result<PayOutcome, OrderError> {
+        let actor = actor.to_owned();
+        call_slot(&self.slot, NAME, self.timeout, |reply| {
+            OrderManagerMsg::PayFromBalance {
+                order_id,
+                actor,
                 reply,
             }
         })

@@ -65,3 +65,34 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// `YYYY-MM-DD HH:MM` in UTC for a Unix-milliseconds time (civil-from-days, no time-zone data).
+pub fn utc_minutes(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn utc_minutes_formats_known_instants() {
+        assert_eq!(super::utc_minutes(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_minutes(1_784_641_290_000), "2026-07-21 13:41");
+        assert_eq!(super::utc_minutes(951_782_400_000), "2000-02-29 00:00");
+    }
+}

@@ -19,6 +19,8 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod internal;
+pub mod simulator;
+pub mod telegram;
 
 pub type AppState = Arc<App>;
 
@@ -33,6 +35,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/internal/payments/notify", post(internal::notify))
         .nest("/api/v1", api::router());
+    if app.simulator.is_some() {
+        router = router.merge(simulator::router());
+    }
+    if app.config.telegram.mode == crate::config::TelegramMode::Webhook {
+        router = router.route("/telegram/webhook", post(telegram::webhook));
+    }
     if app.config.metrics.enabled && app.config.metrics.addr.is_empty() {
         router = router.route("/metrics", get(health::metrics));
     }

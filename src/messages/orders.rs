@@ -41,6 +41,12 @@ pub enum OrderManagerMsg {
         transfer_id: i64,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
+    /// Pay a pending order from its customer's balance.
+    PayFromBalance {
+        order_id: i64,
+        actor: String,
+        reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
+    },
     /// Cancel a pending order on behalf of `actor` (the customer or an operator).
     Cancel {
         order_id: i64,
@@ -59,6 +65,11 @@ pub enum OrderMsg {
     /// Pay the order with a recorded transfer.
     Pay {
         transfer_id: i64,
+        reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
+    },
+    /// Pay the order from its customer's balance.
+    PayFromBalance {
+        actor: String,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
     /// Cancel the order.

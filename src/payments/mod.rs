@@ -186,6 +186,7 @@ impl Payments {
                 }
                 Ok(PayOutcome::NotPending(_))
                 | Ok(PayOutcome::DoesNotFit(_))
+                | Ok(PayOutcome::InsufficientBalance)
                 | Err(OrderError::NotPending(_)) => {
                     // the order was paid by another transfer: this one is a second payment
                     self.late(t, order_id).await

@@ -222,6 +222,17 @@ impl Store {
         .ok_or(StoreError::NotFound("product"))
     }
 
+    /// A product even if it was deleted (names of past orders).
+    pub async fn product_any(&self, id: i64) -> StoreResult<Product> {
+        on_pool!(self, pool => {
+            sqlx::query_as(concat!("select ", product_columns!(), " from products where id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or(StoreError::NotFound("product"))
+    }
+
     pub async fn list_products(&self, f: &ProductFilter, page: Page) -> StoreResult<Vec<Product>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(concat!(

@@ -20,6 +20,7 @@ use sqlx::{PgPool, SqlitePool};
 
 pub mod agents;
 pub mod audit;
+pub mod broadcasts;
 pub mod catalog;
 pub mod ledger;
 pub mod orders;
@@ -31,6 +32,7 @@ pub mod users;
 
 pub use agents::*;
 pub use audit::*;
+pub use broadcasts::*;
 pub use catalog::*;
 pub use ledger::*;
 pub use orders::*;

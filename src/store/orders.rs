@@ -237,6 +237,15 @@ impl Store {
         }))
     }
 
+    pub async fn count_orders_of_user(&self, user_id: i64) -> StoreResult<i64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("select count(*) from orders where user_id = $1")
+                .bind(user_id)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     /// Every order still waiting for payment (their actors are re-spawned at start).
     pub async fn pending_orders(&self) -> StoreResult<Vec<Order>> {
         Ok(on_pool!(self, pool => {

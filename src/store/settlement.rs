@@ -53,6 +53,67 @@ macro_rules! record_commission {
     }};
 }
 
+/// Fulfils a just-paid order inside the transaction: delivers digital stock (or alerts operators
+/// when it ran out), queues a service request, or credits a top-up with `$credit` micro-units;
+/// then records the agent's commission.
+macro_rules! fulfil {
+    ($tx:expr, $order:expr, $now:expr, $ctx:expr, $credit:expr, $transfer_id:expr) => {{
+        let order: &Order = $order;
+        let order_id = order.id;
+        let now: i64 = $now;
+        let mut status = OrderStatus::Paid;
+        let mut delivery: Option<String> = None;
+        match order.kind {
+            ProductKind::Digital => {
+                let available: i64 = sqlx::query_scalar("select count(*) from stock_items where product_id = $1 and order_id is null")
+                    .bind(order.product_id)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                if available >= order.quantity {
+                    let items: Vec<String> = sqlx::query_scalar(
+                        "update stock_items set order_id = $1, delivered_at = $2 where id in \
+                         (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
+                         returning content")
+                        .bind(order_id)
+                        .bind(now)
+                        .bind(order.product_id)
+                        .bind(order.quantity)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                    delivery = Some(items.join("\n"));
+                    status = OrderStatus::Delivered;
+                    enqueue_outbox!(&mut *$tx, OUTBOX_CUSTOMER, Some(format!("delivered:{order_id}")), event("order_delivered", order))?;
+                } else {
+                    enqueue_outbox!(&mut *$tx, OUTBOX_OPERATOR, Some(format!("stock:{order_id}")), event("stock_exhausted", order))?;
+                }
+            }
+            ProductKind::Service => {
+                status = OrderStatus::InProgress;
+                enqueue_outbox!(&mut *$tx, OUTBOX_OPERATOR, Some(format!("service:{order_id}")), event("service_request", order))?;
+            }
+            ProductKind::Topup => {
+                apply_ledger!($tx, order.user_id, $credit, LedgerReason::Topup, Some(order_id), $transfer_id)?;
+                status = OrderStatus::Completed;
+                enqueue_outbox!(&mut *$tx, OUTBOX_CUSTOMER, Some(format!("topup:{order_id}")), event("balance_credited", order))?;
+            }
+        }
+        if status != OrderStatus::Paid {
+            sqlx::query("update orders set status = $2, delivery = $3, updated_at = $4 where id = $1")
+                .bind(order_id)
+                .bind(status.as_str())
+                .bind(&delivery)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await?;
+            append_audit!(&mut *$tx, &AuditRecord::new($ctx.actor, "order.fulfilled", "order", order_id)
+                .before(&json!({"status": "paid"}))
+                .after(&json!({"status": status})))?;
+        }
+        record_commission!($tx, order, now, $ctx)?;
+        Ok::<(), sqlx::Error>(())
+    }};
+}
+
 /// Outbox kinds.
 pub const OUTBOX_CUSTOMER: &str = "customer";
 pub const OUTBOX_OPERATOR: &str = "operator";
@@ -80,6 +141,8 @@ pub enum PayOutcome {
     AlreadySettled,
     /// The transfer does not fit the order (amount, wallet or after the window).
     DoesNotFit(&'static str),
+    /// Paying from the balance: the balance is smaller than the price.
+    InsufficientBalance,
 }
 
 /// What placing a transfer elsewhere did.
@@ -165,56 +228,54 @@ impl Store {
                     json!({"event": "order.paid", "order_id": order_id}).to_string())?;
             }
 
-            // fulfilment
-            let mut status = OrderStatus::Paid;
-            let mut delivery: Option<String> = None;
-            match order.kind {
-                ProductKind::Digital => {
-                    let available: i64 = sqlx::query_scalar("select count(*) from stock_items where product_id = $1 and order_id is null")
-                        .bind(order.product_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if available >= order.quantity {
-                        let items: Vec<String> = sqlx::query_scalar(
-                            "update stock_items set order_id = $1, delivered_at = $2 where id in \
-                             (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
-                             returning content")
-                            .bind(order_id)
-                            .bind(now)
-                            .bind(order.product_id)
-                            .bind(order.quantity)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        delivery = Some(items.join("\n"));
-                        status = OrderStatus::Delivered;
-                        enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("delivered:{order_id}")), event("order_delivered", &order))?;
-                    } else {
-                        enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("stock:{order_id}")), event("stock_exhausted", &order))?;
-                    }
-                }
-                ProductKind::Service => {
-                    status = OrderStatus::InProgress;
-                    enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("service:{order_id}")), event("service_request", &order))?;
-                }
-                ProductKind::Topup => {
-                    apply_ledger!(tx, order.user_id, transfer.amount.micros(), LedgerReason::Topup, Some(order_id), Some(transfer_id))?;
-                    status = OrderStatus::Completed;
-                    enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("topup:{order_id}")), event("balance_credited", &order))?;
-                }
+            fulfil!(tx, &order, now, ctx, transfer.amount.micros(), Some(transfer_id))?;
+            let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            PayOutcome::Paid(Box::new(paid))
+        });
+        Ok(outcome)
+    }
+
+    /// Pays a pending order from the customer's balance (its price, not the unique amount) and
+    /// fulfils it, in one transaction. Top-ups cannot be paid from the balance.
+    pub async fn pay_from_balance(
+        &self,
+        order_id: i64,
+        ctx: &SettleContext<'_>,
+    ) -> StoreResult<PayOutcome> {
+        let now = now_ms();
+        let outcome = in_tx!(self, tx => {
+            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("order"))?;
+            if order.status != OrderStatus::PendingPayment {
+                return Ok(PayOutcome::NotPending(order.status));
             }
-            if status != OrderStatus::Paid {
-                sqlx::query("update orders set status = $2, delivery = $3, updated_at = $4 where id = $1")
-                    .bind(order_id)
-                    .bind(status.as_str())
-                    .bind(&delivery)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.fulfilled", "order", order_id)
-                    .before(&json!({"status": "paid"}))
-                    .after(&json!({"status": status})))?;
+            if order.kind == ProductKind::Topup {
+                return Ok(PayOutcome::DoesNotFit("a top-up cannot be paid from the balance"));
             }
-            record_commission!(tx, &order, now, ctx)?;
+            let debited = apply_ledger!(tx, order.user_id, -order.price.micros(), LedgerReason::OrderPayment, Some(order_id), None::<i64>)?;
+            if debited.is_none() {
+                return Ok(PayOutcome::InsufficientBalance);
+            }
+            sqlx::query("update orders set status = 'paid', paid_at = $2, paid_from_balance = true, updated_at = $2 where id = $1 and status = 'pending_payment'")
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("update allocations set state = 'released' where order_id = $1 and state = 'pending'")
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
+                .before(&json!({"status": "pending_payment"}))
+                .after(&json!({"status": "paid", "from_balance": order.price})))?;
+            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
+            fulfil!(tx, &order, now, ctx, 0, None::<i64>)?;
             let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
                 .bind(order_id)
                 .fetch_one(&mut *tx)

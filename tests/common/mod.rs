@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chain;
+pub mod sim;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

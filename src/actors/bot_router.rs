@@ -1,0 +1,200 @@
+//! The update router (bot subsystem): gives every Telegram user a session actor and passes each
+//! update to it. Routing is all it does, so one user's flood fills only that user's mailbox;
+//! rate limiting and the work happen in the sessions, in parallel.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use super::session::{SessionActor, sender};
+use super::{ActorCallError, call_slot, cast_slot};
+use crate::bot::BotEnv;
+use crate::messages::bot::{RouterMsg, SessionMsg};
+use crate::supervision::ActorSlot;
+
+const NAME: &str = "bot router";
+/// Update ids remembered to drop repeats (Telegram redelivers unconfirmed updates).
+const RECENT_UPDATES: usize = 4096;
+
+#[derive(Clone)]
+pub struct BotRouter {
+    pub env: Arc<BotEnv>,
+}
+
+pub struct RouterState {
+    sessions: HashMap<i64, ActorRef<SessionMsg>>,
+    by_actor: HashMap<ActorId, i64>,
+    active: metrics::Gauge,
+    recent: HashSet<u32>,
+    recent_order: VecDeque<u32>,
+}
+
+impl RouterState {
+    /// `false` if this update id was seen recently.
+    fn first_time(&mut self, id: u32) -> bool {
+        if !self.recent.insert(id) {
+            return false;
+        }
+        self.recent_order.push_back(id);
+        if self.recent_order.len() > RECENT_UPDATES
+            && let Some(old) = self.recent_order.pop_front()
+        {
+            self.recent.remove(&old);
+        }
+        true
+    }
+
+    fn forget(&mut self, id: &ActorId) {
+        if let Some(user) = self.by_actor.remove(id) {
+            self.sessions.remove(&user);
+        }
+        self.active.set(self.sessions.len() as f64);
+    }
+}
+
+impl BotRouter {
+    async fn session(
+        &self,
+        myself: &ActorRef<RouterMsg>,
+        state: &mut RouterState,
+        user: i64,
+    ) -> Result<ActorRef<SessionMsg>, ActorProcessingErr> {
+        if let Some(s) = state.sessions.get(&user) {
+            return Ok(s.clone());
+        }
+        let (actor, _) = Actor::spawn_linked(
+            None,
+            SessionActor {
+                env: self.env.clone(),
+            },
+            user,
+            myself.get_cell(),
+        )
+        .await?;
+        state.by_actor.insert(actor.get_id(), user);
+        state.sessions.insert(user, actor.clone());
+        state.active.set(state.sessions.len() as f64);
+        Ok(actor)
+    }
+}
+
+impl Actor for BotRouter {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<RouterMsg>,
+        _: (),
+    ) -> Result<RouterState, ActorProcessingErr> {
+        Ok(RouterState {
+            sessions: HashMap::new(),
+            by_actor: HashMap::new(),
+            active: metrics::gauge!("bot_sessions_active"),
+            recent: HashSet::new(),
+            recent_order: VecDeque::new(),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<RouterMsg>,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        // sessions finish the update they are handling; their state is in the database
+        for s in state.sessions.values() {
+            s.stop(Some("shutdown".to_owned()));
+        }
+        state.active.set(0.0);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RouterMsg::Incoming(update) => {
+                if !state.first_time(update.id.0) {
+                    metrics::counter!("bot_updates_total", "kind" => "repeated").increment(1);
+                    return Ok(());
+                }
+                let Some(user) = sender(&update).filter(|u| !u.is_bot).map(|u| u.id.0 as i64)
+                else {
+                    // channel posts, updates without a sender: nothing to answer
+                    metrics::counter!("bot_updates_total", "kind" => "ignored").increment(1);
+                    return Ok(());
+                };
+                let received = Instant::now();
+                let session = self.session(&myself, state, user).await?;
+                if let Err(ractor::MessagingErr::SendErr(SessionMsg::Update(update, received))) =
+                    session.cast(SessionMsg::Update(update, received))
+                {
+                    // the session was stopping (idle): start a fresh one for this update
+                    state.forget(&session.get_id());
+                    let fresh = self.session(&myself, state, user).await?;
+                    let _ = fresh.cast(SessionMsg::Update(update, received));
+                }
+            }
+            RouterMsg::Sessions(reply) => {
+                let _ = reply.send(state.sessions.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<RouterMsg>,
+        evt: SupervisionEvent,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => state.forget(&cell.get_id()),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                // the next update of this user starts a new session from the database
+                tracing::warn!(error = %err, "session failed; it restarts with the user's next update");
+                metrics::counter!("actor_restarts_total", "subsystem" => "bot/session")
+                    .increment(1);
+                state.forget(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// How the intake and the webhook route hand updates to the bot.
+#[derive(Clone)]
+pub struct BotHandle {
+    slot: ActorSlot<RouterMsg>,
+}
+
+impl BotHandle {
+    pub fn new(slot: ActorSlot<RouterMsg>) -> Self {
+        BotHandle { slot }
+    }
+
+    pub fn slot(&self) -> &ActorSlot<RouterMsg> {
+        &self.slot
+    }
+
+    pub fn deliver(&self, update: teloxide::types::Update) -> Result<(), ActorCallError> {
+        cast_slot(&self.slot, NAME, RouterMsg::Incoming(Box::new(update)))
+    }
+
+    pub async fn sessions(&self) -> Result<usize, ActorCallError> {
+        call_slot(
+            &self.slot,
+            NAME,
+            std::time::Duration::from_secs(5),
+            RouterMsg::Sessions,
+        )
+        .await
+    }
+}

@@ -1,0 +1,161 @@
+//! The outbox worker (notifier subsystem): delivers the notifications that settlements queued in
+//! the outbox, to customers (in their language) and to the operators' chats. Sending is paced by
+//! [`Outbound`]; a message that fails for a transient reason stays queued and is tried again with
+//! backoff, so no notification is lost to a network fault or a restart. Telegram's permanent
+//! refusals (the user blocked the bot) end that message, logged.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinHandle;
+
+use crate::bot::notices;
+use crate::bot::outbound::{Outbound, SendError};
+use crate::domain::now_ms;
+use crate::messages::notifier::OutboxMsg;
+use crate::store::{OUTBOX_CUSTOMER, OUTBOX_OPERATOR, OutboxMessage, Store};
+
+/// Messages taken per round and kind.
+const BATCH: i64 = 50;
+/// Attempts before a message that keeps failing is given up (about a day with the backoff).
+const MAX_ATTEMPTS: i64 = 30;
+
+#[derive(Clone)]
+pub struct OutboxWorker {
+    pub store: Store,
+    pub outbound: Outbound,
+    pub operator_chats: Vec<i64>,
+    pub every: Duration,
+}
+
+pub struct OutboxState {
+    task: Option<JoinHandle<()>>,
+}
+
+/// Delay before attempt `attempts + 1`: 2 s doubling, at most an hour.
+fn retry_delay_ms(attempts: i64) -> i64 {
+    (2_000i64 << attempts.clamp(0, 11)).min(3_600_000)
+}
+
+impl OutboxWorker {
+    async fn round(&self) -> Result<(), crate::store::StoreError> {
+        for m in self.store.due_outbox(OUTBOX_CUSTOMER, BATCH).await? {
+            let result = self.deliver_customer(&m).await;
+            self.settle(&m, result).await?;
+        }
+        for m in self.store.due_outbox(OUTBOX_OPERATOR, BATCH).await? {
+            let result = self.deliver_operator(&m).await;
+            self.settle(&m, result).await?;
+        }
+        metrics::gauge!("outbox_pending").set(self.store.outbox_pending_count().await? as f64);
+        Ok(())
+    }
+
+    async fn deliver_customer(&self, m: &OutboxMessage) -> Result<(), SendError> {
+        let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let notice = notices::customer(&self.store, &event)
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        match notice {
+            Some(n) => self
+                .outbound
+                .send_text(n.chat_id, &n.text, None)
+                .await
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    async fn deliver_operator(&self, m: &OutboxMessage) -> Result<(), SendError> {
+        if self.operator_chats.is_empty() {
+            // no operator chat configured: the dashboard lists these facts anyway
+            return Ok(());
+        }
+        let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let text = notices::operator(&self.store, &event)
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        if let Some(text) = text {
+            for chat in &self.operator_chats {
+                self.outbound.send_text(*chat, &text, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle(
+        &self,
+        m: &OutboxMessage,
+        result: Result<(), SendError>,
+    ) -> Result<(), crate::store::StoreError> {
+        match result {
+            Ok(()) => self.store.outbox_sent(m.id).await,
+            Err(e) => {
+                let give_up = e.is_permanent() || m.attempts + 1 >= MAX_ATTEMPTS;
+                if give_up {
+                    tracing::warn!(outbox_id = m.id, error = %e, "notification given up");
+                } else {
+                    tracing::debug!(outbox_id = m.id, error = %e, "notification will be retried");
+                }
+                self.store
+                    .outbox_retry(
+                        m.id,
+                        now_ms() + retry_delay_ms(m.attempts),
+                        &e.to_string(),
+                        give_up,
+                    )
+                    .await
+            }
+        }
+    }
+}
+
+impl Actor for OutboxWorker {
+    type Msg = OutboxMsg;
+    type State = OutboxState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<OutboxMsg>,
+        _: (),
+    ) -> Result<OutboxState, ActorProcessingErr> {
+        myself.send_interval(self.every, || OutboxMsg::Tick);
+        Ok(OutboxState { task: None })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<OutboxMsg>,
+        state: &mut OutboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        // let the current round finish its messages: a message sent but not marked would be
+        // sent again after the restart
+        if let Some(task) = state.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<OutboxMsg>,
+        msg: OutboxMsg,
+        state: &mut OutboxState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            OutboxMsg::Tick => {
+                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
+                    return Ok(());
+                }
+                let worker = self.clone();
+                state.task = Some(tokio::spawn(async move {
+                    if let Err(e) = worker.round().await {
+                        tracing::warn!(error = %e, "outbox round failed; retrying");
+                    }
+                }));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! The Telegram intake (bot subsystem): brings updates in and hands them to the router.
+//!
+//! - Polling (a token, or the built-in simulator): teloxide's long-polling listener runs in a
+//!   task owned by this actor. Stopping it drops the in-flight `getUpdates`; updates not yet
+//!   confirmed by the next offset are delivered again and the router drops the repeats.
+//! - Webhook: the actor registers `http.public_url` + `/telegram/webhook` with a secret token;
+//!   the HTTP server receives the updates and hands them to the router.
+//!
+//! At start it also registers the command menu in English and Chinese.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use teloxide::payloads::SetWebhookSetters;
+use teloxide::prelude::Requester;
+use teloxide::update_listeners::{AsUpdateStream, Polling};
+use tokio::task::JoinHandle;
+
+use super::bot_router::BotHandle;
+use crate::bot::outbound::Outbound;
+use crate::bot::screens::commands;
+use crate::config::{Language, Secret};
+use crate::messages::bot::{IntakeMsg, IntakeStatus};
+
+/// How long one `getUpdates` waits for news.
+const LONG_POLL: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub enum IntakeMode {
+    Polling,
+    Webhook { url: String, secret: Secret },
+}
+
+#[derive(Clone)]
+pub struct TelegramIntake {
+    pub outbound: Outbound,
+    pub router: BotHandle,
+    pub mode: IntakeMode,
+}
+
+pub struct IntakeState {
+    task: Option<JoinHandle<()>>,
+    updates: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    last_error: Option<String>,
+}
+
+impl TelegramIntake {
+    fn start_polling(
+        &self,
+        myself: &ActorRef<IntakeMsg>,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> JoinHandle<()> {
+        let bot = self.outbound.bot().clone();
+        let router = self.router.clone();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let mut polling = Polling::builder(bot)
+                .timeout(LONG_POLL)
+                .delete_webhook()
+                .await
+                .build();
+            let mut stream = Box::pin(polling.as_stream());
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(update) => {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(e) = router.deliver(update) {
+                            tracing::warn!(error = %e, "update not routed (router restarting); Telegram will not resend it");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "getUpdates failed; teloxide backs off"),
+                }
+            }
+            let _ = me.cast(IntakeMsg::PollingEnded(
+                "the update stream ended".to_owned(),
+            ));
+        })
+    }
+}
+
+impl Actor for TelegramIntake {
+    type Msg = IntakeMsg;
+    type State = IntakeState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<IntakeMsg>,
+        _: (),
+    ) -> Result<IntakeState, ActorProcessingErr> {
+        let outbound = self.outbound.clone();
+        tokio::spawn(async move {
+            for (lang, code) in [(Language::En, None), (Language::Zh, Some("zh"))] {
+                if let Err(e) = outbound.set_commands(commands(lang), code).await {
+                    tracing::warn!(error = %e, "command menu not registered");
+                }
+            }
+        });
+        let updates = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = match &self.mode {
+            IntakeMode::Polling => Some(self.start_polling(&myself, updates.clone())),
+            IntakeMode::Webhook { url, secret } => {
+                self.outbound
+                    .bot()
+                    .set_webhook(reqwest::Url::parse(url)?)
+                    .secret_token(secret.expose().to_owned())
+                    .await?;
+                tracing::info!(%url, "telegram webhook registered");
+                None
+            }
+        };
+        Ok(IntakeState {
+            task,
+            updates,
+            last_error: None,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<IntakeMsg>,
+        state: &mut IntakeState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(task) = state.task.take() {
+            task.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<IntakeMsg>,
+        msg: IntakeMsg,
+        state: &mut IntakeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            IntakeMsg::Status(reply) => {
+                let _ = reply.send(IntakeStatus {
+                    mode: match self.mode {
+                        IntakeMode::Polling => "polling",
+                        IntakeMode::Webhook { .. } => "webhook",
+                    },
+                    updates: state.updates.load(std::sync::atomic::Ordering::Relaxed),
+                    last_error: state.last_error.clone(),
+                });
+            }
+            IntakeMsg::PollingEnded(reason) => {
+                tracing::warn!(%reason, "polling ended; starting again");
+                state.last_error = Some(reason);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                state.task = Some(self.start_polling(&myself, state.updates.clone()));
+            }
+        }
+        Ok(())
+    }
+}

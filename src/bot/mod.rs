@@ -1,0 +1,71 @@
+//! The Telegram bot: what customers see.
+//!
+//! Updates come in through teloxide (long polling, the webhook route, or the built-in
+//! simulator), go to the router actor, and from there to one session actor per Telegram user, so
+//! one user's updates are handled in order while users run in parallel. The screens (menus,
+//! catalog, ordering, payment instructions, orders, profile, balance) are in [`screens`]; texts
+//! come from `locales/` through [`texts`]; everything sent goes through [`outbound::Outbound`],
+//! which paces and retries.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::actors::order_manager::OrdersHandle;
+use crate::config::Language;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+
+pub mod callback;
+pub mod keyboards;
+pub mod notices;
+pub mod outbound;
+pub mod qr;
+pub mod screens;
+pub mod simulator;
+pub mod texts;
+
+/// What every session shares; read-only.
+pub struct BotEnv {
+    pub store: Store,
+    pub orders: OrdersHandle,
+    pub outbound: outbound::Outbound,
+    pub limiter: RateLimiter,
+    pub default_language: Language,
+    pub shop_name: String,
+    pub bot_username: String,
+    pub idle_timeout: Duration,
+}
+
+/// What a session must remember between updates; saved in `users.session_state`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// The text the bot waits for, if any.
+    #[serde(default)]
+    pub awaiting: Option<Awaiting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Awaiting {
+    /// The request text of a service order.
+    Request { product_id: i64 },
+    /// A custom top-up amount.
+    TopupAmount,
+}
+
+/// One customer's session, owned by their session actor.
+#[derive(Debug)]
+pub struct Session {
+    pub telegram_id: i64,
+    pub user_id: i64,
+    pub lang: Language,
+    /// As Telegram reports it (shown escaped).
+    pub first_name: String,
+    /// The user was created by this session's first update (referral links bind then).
+    pub first_contact: bool,
+    pub saved: SavedState,
+}
+
+/// Longest request text of a service order.
+pub const MAX_REQUEST_CHARS: usize = 1000;

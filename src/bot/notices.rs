@@ -1,0 +1,142 @@
+//! Notifications queued in the outbox, rendered for the people who receive them: customers in
+//! their own language, operators in English.
+
+use serde_json::Value;
+
+use super::texts::{t, tf};
+use crate::domain::{OrderStatus, ProductKind};
+use crate::store::{Store, StoreError};
+
+/// A rendered message for one chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub chat_id: i64,
+    pub text: String,
+}
+
+fn int(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64)
+}
+
+/// The customer's message for an outbox event; `None` when the event no longer applies (an
+/// unknown event, or its order or user is gone).
+pub async fn customer(store: &Store, event: &Value) -> Result<Option<Notice>, StoreError> {
+    let Some(name) = event.get("event").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let Some(order_id) = int(event, "order_id") else {
+        return Ok(None);
+    };
+    let order = match store.order(order_id).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let user = store.user(order.user_id).await?;
+    let lang = super::texts::parse_language(&user.language);
+    let id: &(dyn std::fmt::Display + Sync) = &order.id;
+    let text = match name {
+        "payment_seen" => tf(lang, "notify.payment_seen", &[("id", id)]),
+        "order_paid" if order.kind == ProductKind::Service => {
+            tf(lang, "notify.in_progress", &[("id", id)])
+        }
+        "order_paid" => tf(lang, "notify.paid", &[("id", id)]),
+        "order_delivered" => tf(
+            lang,
+            "notify.delivered",
+            &[
+                ("id", id),
+                ("delivery", &order.delivery.clone().unwrap_or_default()),
+            ],
+        ),
+        "balance_credited" => {
+            let amount = match order.transfer_id {
+                Some(tid) => store.transfer(tid).await?.amount,
+                None => order.price,
+            };
+            tf(
+                lang,
+                "notify.balance_credited",
+                &[("id", id), ("amount", &amount)],
+            )
+        }
+        "order_expired" => tf(lang, "notify.expired", &[("id", id)]),
+        "order_cancelled" => tf(lang, "notify.cancelled", &[("id", id)]),
+        "late_payment_credited" => {
+            let Some(tid) = int(event, "transfer_id") else {
+                return Ok(None);
+            };
+            let amount = store.transfer(tid).await?.amount;
+            tf(
+                lang,
+                "notify.late_credited",
+                &[("id", id), ("amount", &amount)],
+            )
+        }
+        "order_status" => {
+            let status = event
+                .get("status")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<OrderStatus>().ok())
+                .unwrap_or(order.status);
+            tf(
+                lang,
+                "notify.status",
+                &[
+                    ("id", id),
+                    ("status", &t(lang, &format!("status.{}", status.as_str()))),
+                ],
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(Notice {
+        chat_id: user.telegram_id,
+        text,
+    }))
+}
+
+/// The operators' message for an outbox event (English, plain facts).
+pub async fn operator(store: &Store, event: &Value) -> Result<Option<String>, StoreError> {
+    let Some(name) = event.get("event").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let esc = super::texts::escape;
+    let text = match name {
+        "service_request" => {
+            let Some(order_id) = int(event, "order_id") else {
+                return Ok(None);
+            };
+            let o = store.order(order_id).await?;
+            format!(
+                "🛠 Service request, order #{}: {}",
+                o.id,
+                esc(o.request_text.as_deref().unwrap_or("(no text)"))
+            )
+        }
+        "stock_exhausted" => format!(
+            "⚠️ Order #{} is paid but stock ran out: deliver it by hand.",
+            int(event, "order_id").unwrap_or(0)
+        ),
+        "late_payment_review" => format!(
+            "⏰ Late payment (transfer #{}) for order #{} waits for review.",
+            int(event, "transfer_id").unwrap_or(0),
+            int(event, "order_id").unwrap_or(0)
+        ),
+        "unmatched_transfer" => {
+            let Some(tid) = int(event, "transfer_id") else {
+                return Ok(None);
+            };
+            let tr = store.transfer(tid).await?;
+            format!(
+                "❓ Unmatched transfer #{}: {} USDT from {} (tx {}).",
+                tr.id,
+                tr.amount,
+                esc(&tr.from_address),
+                esc(&tr.txid)
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(text))
+}

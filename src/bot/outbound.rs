@@ -1,0 +1,288 @@
+//! Everything the bot sends to Telegram goes through [`Outbound`]: paced to Telegram's limits
+//! (about 30 messages per second overall, about one per second per chat with a short burst), and
+//! retried after `429 Too Many Requests` (waiting the `retry_after` Telegram asks for) and after
+//! network faults. Callers get the final result; the notifier keeps failed messages queued.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use teloxide::payloads::{
+    AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters, SendPhotoSetters,
+    SetMyCommandsSetters,
+};
+use teloxide::prelude::*;
+use teloxide::types::{BotCommand, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
+use teloxide::{ApiError, RequestError};
+use tokio::sync::Mutex;
+
+/// Overall messages per second.
+const GLOBAL_RATE: f64 = 30.0;
+/// Per chat: a burst of this many, then one per second.
+const CHAT_BURST: f64 = 3.0;
+const CHAT_RATE: f64 = 1.0;
+/// 429 answers honoured before giving up on one message.
+const MAX_RETRY_AFTER: u32 = 5;
+/// Network faults retried before giving up on one message.
+const MAX_NETWORK_RETRIES: u32 = 3;
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    capacity: f64,
+    rate: f64,
+}
+
+impl Bucket {
+    fn new(capacity: f64, rate: f64) -> Self {
+        Bucket {
+            tokens: capacity,
+            last: Instant::now(),
+            capacity,
+            rate,
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn take(&mut self) -> Result<(), Duration> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
+            .min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+/// Paced, retrying access to the Bot API; cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    bot: Bot,
+    global: Arc<Mutex<Bucket>>,
+    chats: Arc<DashMap<i64, Bucket>>,
+}
+
+/// Why a send failed for good.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Telegram refused it (bad request, the user blocked the bot, ...): retrying will not help.
+    #[error("telegram refused: {0}")]
+    Refused(String),
+    /// Still failing after the retries; worth trying again later.
+    #[error("telegram unreachable: {0}")]
+    Transient(String),
+}
+
+impl SendError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SendError::Refused(_))
+    }
+}
+
+fn html(text: &str) -> String {
+    // Telegram's hard limit is 4096 characters; cut on a character boundary
+    if text.chars().count() <= 4096 {
+        text.to_owned()
+    } else {
+        text.chars().take(4090).collect::<String>() + "…"
+    }
+}
+
+impl Outbound {
+    pub fn new(bot: Bot) -> Self {
+        Outbound {
+            bot,
+            global: Arc::new(Mutex::new(Bucket::new(GLOBAL_RATE, GLOBAL_RATE))),
+            chats: Arc::new(DashMap::new()),
+        }
+    }
+
+    pub fn bot(&self) -> &Bot {
+        &self.bot
+    }
+
+    async fn pace(&self, chat: Option<i64>) {
+        if let Some(chat) = chat {
+            loop {
+                let wait = {
+                    let mut b = self
+                        .chats
+                        .entry(chat)
+                        .or_insert_with(|| Bucket::new(CHAT_BURST, CHAT_RATE));
+                    match b.take() {
+                        Ok(()) => break,
+                        Err(w) => w,
+                    }
+                };
+                tokio::time::sleep(wait).await;
+            }
+            if self.chats.len() > 50_000 {
+                let now = Instant::now();
+                self.chats
+                    .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(10));
+            }
+        }
+        loop {
+            let wait = match self.global.lock().await.take() {
+                Ok(()) => return,
+                Err(w) => w,
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Runs one request with pacing and the retry rules.
+    async fn call<T, F, Fut>(&self, chat: Option<i64>, mut request: F) -> Result<T, SendError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, RequestError>>,
+    {
+        let mut retry_after = 0;
+        let mut network = 0;
+        loop {
+            self.pace(chat).await;
+            match request().await {
+                Ok(v) => return Ok(v),
+                Err(RequestError::RetryAfter(s)) if retry_after < MAX_RETRY_AFTER => {
+                    retry_after += 1;
+                    metrics::counter!("telegram_send_retries_total", "reason" => "retry_after")
+                        .increment(1);
+                    tracing::warn!(chat, wait_s = s.seconds(), "telegram asked to slow down");
+                    tokio::time::sleep(s.duration()).await;
+                }
+                Err(RequestError::Network(e)) if network < MAX_NETWORK_RETRIES => {
+                    network += 1;
+                    metrics::counter!("telegram_send_retries_total", "reason" => "network")
+                        .increment(1);
+                    tracing::debug!(chat, error = %e, "telegram request failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(network))).await;
+                }
+                Err(
+                    e @ (RequestError::Network(_)
+                    | RequestError::RetryAfter(_)
+                    | RequestError::Io(_)),
+                ) => {
+                    return Err(SendError::Transient(e.to_string()));
+                }
+                Err(RequestError::Api(ApiError::Unknown(m)))
+                    if m.contains("Internal Server Error") =>
+                {
+                    return Err(SendError::Transient(m));
+                }
+                Err(e) => return Err(SendError::Refused(e.to_string())),
+            }
+        }
+    }
+
+    pub async fn send_text(
+        &self,
+        chat: i64,
+        text: &str,
+        markup: Option<InlineKeyboardMarkup>,
+    ) -> Result<Message, SendError> {
+        let text = html(text);
+        self.call(Some(chat), || {
+            let mut r = self
+                .bot
+                .send_message(ChatId(chat), text.clone())
+                .parse_mode(ParseMode::Html);
+            if let Some(m) = &markup {
+                r = r.reply_markup(m.clone());
+            }
+            async move { r.await }
+        })
+        .await
+    }
+
+    /// Replaces a message's text and buttons. "Not modified" counts as done.
+    pub async fn edit_text(
+        &self,
+        chat: i64,
+        message_id: i32,
+        text: &str,
+        markup: Option<InlineKeyboardMarkup>,
+    ) -> Result<(), SendError> {
+        let text = html(text);
+        let result = self
+            .call(Some(chat), || {
+                let mut r = self
+                    .bot
+                    .edit_message_text(ChatId(chat), MessageId(message_id), text.clone())
+                    .parse_mode(ParseMode::Html);
+                if let Some(m) = &markup {
+                    r = r.reply_markup(m.clone());
+                }
+                async move { r.await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SendError::Refused(m)) if m.contains("not modified") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn send_photo(
+        &self,
+        chat: i64,
+        png: Vec<u8>,
+        caption: &str,
+        markup: Option<InlineKeyboardMarkup>,
+    ) -> Result<Message, SendError> {
+        let caption = html(caption);
+        self.call(Some(chat), || {
+            let mut r = self
+                .bot
+                .send_photo(
+                    ChatId(chat),
+                    InputFile::memory(png.clone()).file_name("payment.png"),
+                )
+                .caption(caption.clone())
+                .parse_mode(ParseMode::Html);
+            if let Some(m) = &markup {
+                r = r.reply_markup(m.clone());
+            }
+            async move { r.await }
+        })
+        .await
+    }
+
+    pub async fn answer_callback(
+        &self,
+        id: &str,
+        text: Option<&str>,
+        alert: bool,
+    ) -> Result<(), SendError> {
+        self.call(None, || {
+            let mut r = self
+                .bot
+                .answer_callback_query(teloxide::types::CallbackQueryId(id.to_owned()));
+            if let Some(t) = text {
+                r = r.text(t.to_owned()).show_alert(alert);
+            }
+            async move { r.await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn set_commands(
+        &self,
+        commands: Vec<BotCommand>,
+        language: Option<&str>,
+    ) -> Result<(), SendError> {
+        self.call(None, || {
+            let mut r = self.bot.set_my_commands(commands.clone());
+            if let Some(l) = language {
+                r = r.language_code(l.to_owned());
+            }
+            async move { r.await }
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,504 @@
+//! The bot end to end: teloxide talks to the built-in Bot API simulator on loopback exactly as to
+//! Telegram, simulated users type and press buttons, and payments arrive at a loopback TronGrid.
+
+mod common;
+
+use std::time::Duration;
+
+use common::chain::{ChainTransfer, PAYER, TronGrid, random_txid};
+use common::sim::SimUser;
+use common::{TestDb, WALLET, shop, start_app, wait_for};
+use telebot::domain::{Money, OrderStatus, ProductKind, now_ms};
+use telebot::store::{OrderFilter, Page, ProductInput};
+
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn chain_vars(tg: &TronGrid) -> Vec<(&str, &str)> {
+    vec![
+        ("TELEBOT__TRON__SOURCE", "trongrid"),
+        ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+        ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
+        ("TELEBOT__TRON__POLL_INTERVAL", "50ms"),
+        ("TELEBOT__TRON__CONFIRMATIONS", "seen"),
+    ]
+}
+
+#[tokio::test]
+async fn a_customer_buys_pays_and_receives_the_item() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(&db.url, &chain_vars(&tg)).await;
+    let (_, product) = shop(&db.store, 1, "12.5", 2).await;
+    let ann = SimUser::new(app.http_addr, 501);
+
+    ann.say_as("/start", "Ann", "en").await;
+    let menu = ann.expect(0, "Welcome to").await;
+    let v = ann.version().await;
+    ann.press(menu.message_id, &menu.button("Catalog")).await;
+    let catalog = ann.expect(v, "Catalog").await;
+    assert_eq!(
+        catalog.message_id, menu.message_id,
+        "screens edit the message, not flood the chat"
+    );
+    let v = ann.version().await;
+    ann.press(catalog.message_id, &catalog.button("Licence key"))
+        .await;
+    let detail = ann.expect(v, "12.500000 USDT").await;
+    assert!(detail.text.contains("In stock: 2"), "{}", detail.text);
+    let v = ann.version().await;
+    ann.press(detail.message_id, &detail.button("Buy")).await;
+    let quantity = ann.expect(v, "How many").await;
+    let v = ann.version().await;
+    ann.press(quantity.message_id, &quantity.button("1")).await;
+
+    let instructions = ann.expect(v, "Send <b>exactly</b>").await;
+    assert!(
+        instructions.photo.is_some(),
+        "the instructions come with a QR code"
+    );
+    assert!(
+        instructions
+            .text
+            .contains(&format!("<code>{WALLET}</code>")),
+        "tap-to-copy address"
+    );
+    assert!(
+        instructions.text.contains("<code>12.501000</code>"),
+        "{}",
+        instructions.text
+    );
+    instructions.button("Check payment");
+    instructions.button("Cancel order");
+    let png = reqwest::get(format!(
+        "http://{}/sim/api/files/{}",
+        app.http_addr,
+        instructions.photo.unwrap()
+    ))
+    .await
+    .unwrap()
+    .bytes()
+    .await
+    .unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+
+    let order = db
+        .store
+        .list_orders(&OrderFilter::default(), Page::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let q = ann
+        .press(instructions.message_id, &format!("ck:{}", order.id))
+        .await;
+    let answer = ann.callback_answer(&q).await;
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("No payment seen yet"),
+        "{answer}"
+    );
+
+    let v = ann.version().await;
+    tg.push(ChainTransfer {
+        txid: random_txid(),
+        from: PAYER.into(),
+        to: WALLET.into(),
+        amount: order.payable_amount,
+        block_time: now_ms(),
+        block: 0,
+        confirmed: true,
+    });
+    ann.expect(v, &format!("Order #{} is paid", order.id)).await;
+    let delivered = ann
+        .expect(v, &format!("Order #{} is delivered", order.id))
+        .await;
+    assert!(
+        delivered.text.contains(&format!("KEY-{}-0", product.id)),
+        "{}",
+        delivered.text
+    );
+
+    // the order list shows it delivered
+    ann.say("/orders").await;
+    ann.expect(delivered.version, "delivered").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn chinese_users_get_chinese_and_anyone_can_switch() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let li = SimUser::new(app.http_addr, 502);
+    li.say_as("/start", "李", "zh-hans").await;
+    let menu = li.expect(0, "欢迎来到").await;
+    let v = li.version().await;
+    li.press(menu.message_id, &menu.button("语言")).await;
+    let choose = li.expect(v, "请选择语言").await;
+    let v = li.version().await;
+    li.press(choose.message_id, "l:en").await;
+    li.expect(v, "Welcome to").await;
+    li.say("/help").await;
+    li.expect(v, "How it works").await;
+    let user = db.store.user_by_telegram_id(502).await.unwrap().unwrap();
+    assert_eq!(user.language, "en", "the choice is saved");
+
+    let sim = app.app.simulator.clone().unwrap();
+    wait_for("command menus registered", LIMIT, || async {
+        (sim.commands("").is_some() && sim.commands("zh").is_some()).then_some(())
+    })
+    .await;
+    assert!(
+        sim.commands("zh")
+            .unwrap()
+            .to_string()
+            .contains("浏览商品目录")
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_referral_link_binds_the_agent_on_first_contact_only() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let mk = |code: &str| telebot::store::NewAgent {
+        user_id: None,
+        name: code.to_owned(),
+        code: code.to_owned(),
+        commission_bps: 1_000,
+        status: "active",
+    };
+    let alice = db.store.create_agent(&mk("alice")).await.unwrap();
+    db.store.create_agent(&mk("bob")).await.unwrap();
+    let u = SimUser::new(app.http_addr, 503);
+    u.say("/start ref_alice").await;
+    u.expect(0, "Welcome").await;
+    let v = u.version().await;
+    u.say("/start ref_bob").await;
+    u.expect(v, "Welcome").await;
+    let user = db.store.user_by_telegram_id(503).await.unwrap().unwrap();
+    assert_eq!(user.referred_by_agent_id, Some(alice.id));
+    // a link to a product opens it
+    let p = db
+        .store
+        .create_product(&ProductInput {
+            category_id: None,
+            kind: ProductKind::Service,
+            name_en: "Audit".into(),
+            name_zh: "审计".into(),
+            description_en: "A careful look".into(),
+            description_zh: String::new(),
+            price: Money::parse("30").unwrap(),
+            hidden: false,
+            position: 0,
+        })
+        .await
+        .unwrap();
+    let v = u.version().await;
+    u.say(&format!("/start p_{}", p.id)).await;
+    u.expect(v, "A careful look").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_one_notice_and_other_users_are_unaffected() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(
+        &db.url,
+        &[("TELEBOT__SECURITY__RATE_LIMIT_PER_MINUTE", "5")],
+    )
+    .await;
+    let flood = SimUser::new(app.http_addr, 504);
+    for i in 0..12 {
+        flood.say(&format!("spam {i}")).await;
+    }
+    flood.expect(0, "too fast").await;
+    let calm = SimUser::new(app.http_addr, 505);
+    calm.say("/start").await;
+    calm.expect(0, "Welcome").await;
+    // let the flood's session work through its mailbox
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replies = flood.bot_messages().await;
+    let notices = replies
+        .iter()
+        .filter(|m| m.text.contains("too fast"))
+        .count();
+    assert_eq!(notices, 1, "one notice, then silence");
+    assert_eq!(replies.len(), 6, "five answered updates and the notice");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_forged_callback_for_another_users_order_does_nothing() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let (_, product) = shop(&db.store, 506, "5", 1).await;
+    let owner = db.store.user_by_telegram_id(506).await.unwrap().unwrap();
+    let order = common::order_for(&app.app, owner.id, &product, 1).await;
+
+    let mallory = SimUser::new(app.http_addr, 507);
+    mallory.say("/start").await;
+    let menu = mallory.expect(0, "Welcome").await;
+    for data in [
+        format!("x:{}", order.id),
+        format!("pb:{}", order.id),
+        format!("o:{}", order.id),
+        format!("ck:{}", order.id),
+    ] {
+        let q = mallory.press(menu.message_id, &data).await;
+        let answer = mallory.callback_answer(&q).await;
+        assert_eq!(answer["text"], "Order not found.", "{data}");
+    }
+    let q = mallory.press(menu.message_id, "zz:not-a-button").await;
+    assert_eq!(
+        mallory.callback_answer(&q).await["text"],
+        "This button is no longer valid."
+    );
+    assert_eq!(
+        db.store.order(order.id).await.unwrap().status,
+        OrderStatus::PendingPayment
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_and_requests_cannot_inject_markup() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let p = db
+        .store
+        .create_product(&ProductInput {
+            category_id: None,
+            kind: ProductKind::Service,
+            name_en: "Design <i>work</i>".into(),
+            name_zh: "设计".into(),
+            description_en: "x".into(),
+            description_zh: "x".into(),
+            price: Money::parse("1").unwrap(),
+            hidden: false,
+            position: 0,
+        })
+        .await
+        .unwrap();
+    let eve = SimUser::new(app.http_addr, 508);
+    eve.say_as("/start", "<b>Boss</b> & co", "en").await;
+    let menu = eve.expect(0, "Welcome").await;
+    assert!(
+        menu.text.contains("Hi &lt;b&gt;Boss&lt;/b&gt; &amp; co!"),
+        "{}",
+        menu.text
+    );
+    let v = eve.version().await;
+    eve.press(menu.message_id, &format!("b:{}", p.id)).await;
+    let ask = eve.expect(v, "Describe what you need").await;
+    assert!(
+        ask.text.contains("Design &lt;i&gt;work&lt;/i&gt;"),
+        "{}",
+        ask.text
+    );
+    let v = eve.version().await;
+    eve.say(&"x".repeat(1001)).await;
+    eve.expect(v, "please keep it under 1000").await;
+    let v = eve.version().await;
+    let hostile = "<a href=\"tg://x\">click</a> \u{202e}gnp.exe 👋 \u{0000}";
+    eve.say(hostile).await;
+    eve.expect(v, "Send <b>exactly</b>").await;
+    let order = db
+        .store
+        .list_orders(&OrderFilter::default(), Page::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        order.request_text.as_deref(),
+        Some("<a href=\"tg://x\">click</a> \u{202e}gnp.exe 👋")
+    );
+    let v = eve.version().await;
+    eve.press(menu.message_id, &format!("o:{}", order.id)).await;
+    let detail = eve.expect(v, "Your request").await;
+    assert!(
+        detail
+            .text
+            .contains("&lt;a href=&quot;tg://x&quot;&gt;click&lt;/a&gt;"),
+        "{}",
+        detail.text
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn unexpected_updates_never_break_the_bot() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let sim = app.app.simulator.clone().unwrap();
+    let chat = serde_json::json!({"id": -100123, "type": "channel", "title": "news"});
+    sim.raw_update(
+        "channel_post",
+        serde_json::json!({"message_id": 1, "date": 1, "chat": chat, "text": "hi"}),
+    );
+    let user = serde_json::json!({"id": 509, "is_bot": false, "first_name": "S"});
+    let private = serde_json::json!({"id": 509, "type": "private", "first_name": "S"});
+    sim.raw_update(
+        "message",
+        serde_json::json!({"message_id": 2, "date": 1, "chat": private, "from": user,
+            "sticker": {"file_id": "s", "file_unique_id": "s", "type": "regular", "width": 1, "height": 1, "is_animated": false, "is_video": false}}),
+    );
+    sim.raw_update("edited_message", serde_json::json!({"message_id": 3, "date": 1, "edit_date": 2, "chat": private, "from": user, "text": "edited"}));
+    sim.raw_update("my_chat_member", serde_json::json!({"chat": private, "from": user, "date": 1,
+        "old_chat_member": {"user": user, "status": "member"}, "new_chat_member": {"user": user, "status": "kicked", "until_date": 0}}));
+    sim.raw_update(
+        "message",
+        serde_json::json!({"message_id": 4, "date": 1, "chat": private, "text": "no sender"}),
+    );
+    let s = SimUser::new(app.http_addr, 509);
+    s.expect(0, "I can only read text").await;
+    s.say("/start").await;
+    s.expect(0, "Welcome").await;
+    assert_eq!(app.app.registry.status("bot/router").unwrap().restarts, 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_bot_subsystem_restarts_mid_conversation_and_the_conversation_goes_on() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let p = db
+        .store
+        .create_product(&ProductInput {
+            category_id: None,
+            kind: ProductKind::Service,
+            name_en: "Logo".into(),
+            name_zh: "标志".into(),
+            description_en: "A logo".into(),
+            description_zh: String::new(),
+            price: Money::parse("40").unwrap(),
+            hidden: false,
+            position: 0,
+        })
+        .await
+        .unwrap();
+    let u = SimUser::new(app.http_addr, 510);
+    u.say("/start").await;
+    let menu = u.expect(0, "Welcome").await;
+    let v = u.version().await;
+    u.press(menu.message_id, &format!("b:{}", p.id)).await;
+    u.expect(v, "Describe what you need").await;
+
+    app.app.registry.restart("bot", LIMIT).await.unwrap();
+    let v = u.version().await;
+    u.say("A blue fox, please").await;
+    u.expect(v, "Send <b>exactly</b>").await;
+    let order = db
+        .store
+        .list_orders(&OrderFilter::default(), Page::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(order.request_text.as_deref(), Some("A blue fox, please"));
+    assert_eq!(app.app.registry.status("bot").unwrap().restarts, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[("TELEBOT__PAYMENTS__WINDOW", "2s")]).await;
+    let (_, product) = shop(&db.store, 511, "3", 3).await;
+    let user = db.store.user_by_telegram_id(511).await.unwrap().unwrap();
+    db.store
+        .adjust_balance(
+            user.id,
+            Money::parse("5").unwrap(),
+            telebot::store::LedgerReason::Adjustment,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let u = SimUser::new(app.http_addr, 511);
+    u.say("/start").await;
+    let menu = u.expect(0, "Welcome").await;
+
+    // expires
+    let v = u.version().await;
+    u.press(menu.message_id, &format!("q:{}:1", product.id))
+        .await;
+    let first = u.expect(v, "Send <b>exactly</b>").await;
+    let v = u.version().await;
+    u.expect(v, "expired without payment").await;
+
+    // cancelled by the customer
+    let v = u.version().await;
+    u.press(menu.message_id, &format!("q:{}:1", product.id))
+        .await;
+    let second = u.expect(v, "Send <b>exactly</b>").await;
+    let cancel = second.button("Cancel order");
+    let q = u.press(second.message_id, &cancel).await;
+    assert!(
+        u.callback_answer(&q).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled")
+    );
+
+    // paid from the balance
+    let v = u.version().await;
+    u.press(menu.message_id, &format!("q:{}:1", product.id))
+        .await;
+    let third = u.expect(v, "Send <b>exactly</b>").await;
+    let q = u
+        .press(third.message_id, &third.button("Pay from balance"))
+        .await;
+    assert!(
+        u.callback_answer(&q).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("paid from your balance")
+    );
+    u.expect(v, "is delivered").await;
+    let user = db.store.user(user.id).await.unwrap();
+    assert_eq!(user.balance.to_string(), "2.000000");
+    assert_ne!(first.message_id, second.message_id);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_everyone_once() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let users: Vec<SimUser> = (0..5)
+        .map(|i| SimUser::new(app.http_addr, 600 + i))
+        .collect();
+    for u in &users {
+        u.say("/start").await;
+        u.expect(0, "Welcome").await;
+    }
+    let b = db
+        .store
+        .create_broadcast("📣 Sale: <b>20% off</b> today", "token:1")
+        .await
+        .unwrap();
+    for u in &users {
+        u.expect(0, "Sale").await;
+    }
+    let done = wait_for("broadcast finished", LIMIT, || async {
+        db.store
+            .broadcast(b.id)
+            .await
+            .ok()
+            .filter(|b| b.status == "done")
+    })
+    .await;
+    assert_eq!((done.sent, done.failed), (5, 0));
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for u in &users {
+        let count = u
+            .bot_messages()
+            .await
+            .iter()
+            .filter(|m| m.text.contains("Sale"))
+            .count();
+        assert_eq!(count, 1);
+    }
+    app.shutdown().await;
+}
