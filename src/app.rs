@@ -166,7 +166,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     );
     let demo_chain =
         (config.tron.source == TronSource::Demo).then(|| DemoChainHandle::new(ActorSlot::new()));
-    let outbound = Outbound::new(bot);
+    // Telegram's limits apply to Telegram; the built-in simulator has none
+    let outbound = if simulator.is_some() {
+        Outbound::unpaced(bot)
+    } else {
+        Outbound::new(bot)
+    };
     let bot_env = Arc::new(BotEnv {
         store: store.clone(),
         orders: orders.clone(),

@@ -502,3 +502,43 @@ async fn a_broadcast_reaches_everyone_once() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_sessions_stop_and_come_back_with_their_state() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(
+        &db.url,
+        &[("TELEBOT__TELEGRAM__SESSION_IDLE_TIMEOUT", "300ms")],
+    )
+    .await;
+    let p = db
+        .store
+        .create_product(&ProductInput {
+            category_id: None,
+            kind: ProductKind::Service,
+            name_en: "Review".into(),
+            name_zh: "评审".into(),
+            description_en: "x".into(),
+            description_zh: String::new(),
+            price: Money::parse("2").unwrap(),
+            hidden: false,
+            position: 0,
+        })
+        .await
+        .unwrap();
+    let u = SimUser::new(app.http_addr, 512);
+    u.say("/start").await;
+    let menu = u.expect(0, "Welcome").await;
+    let v = u.version().await;
+    u.press(menu.message_id, &format!("b:{}", p.id)).await;
+    u.expect(v, "Describe what you need").await;
+    assert_eq!(app.app.bot.sessions().await.unwrap(), 1);
+    wait_for("the idle session to stop", LIMIT, || async {
+        (app.app.bot.sessions().await.unwrap() == 0).then_some(())
+    })
+    .await;
+    let v = u.version().await;
+    u.say("Please review my contract").await;
+    u.expect(v, "Send <b>exactly</b>").await;
+    app.shutdown().await;
+}

@@ -24,7 +24,8 @@ pub struct BotRouter {
 }
 
 pub struct RouterState {
-    sessions: HashMap<i64, ActorRef<SessionMsg>>,
+    /// Live sessions with the time of their user's last update.
+    sessions: HashMap<i64, (ActorRef<SessionMsg>, Instant)>,
     by_actor: HashMap<ActorId, i64>,
     active: metrics::Gauge,
     recent: HashSet<u32>,
@@ -46,8 +47,14 @@ impl RouterState {
         true
     }
 
+    /// A session ended; the user may already have a newer one, which stays.
     fn forget(&mut self, id: &ActorId) {
-        if let Some(user) = self.by_actor.remove(id) {
+        if let Some(user) = self.by_actor.remove(id)
+            && self
+                .sessions
+                .get(&user)
+                .is_some_and(|(a, _)| a.get_id() == *id)
+        {
             self.sessions.remove(&user);
         }
         self.active.set(self.sessions.len() as f64);
@@ -61,7 +68,8 @@ impl BotRouter {
         state: &mut RouterState,
         user: i64,
     ) -> Result<ActorRef<SessionMsg>, ActorProcessingErr> {
-        if let Some(s) = state.sessions.get(&user) {
+        if let Some((s, seen)) = state.sessions.get_mut(&user) {
+            *seen = Instant::now();
             return Ok(s.clone());
         }
         let (actor, _) = Actor::spawn_linked(
@@ -74,7 +82,7 @@ impl BotRouter {
         )
         .await?;
         state.by_actor.insert(actor.get_id(), user);
-        state.sessions.insert(user, actor.clone());
+        state.sessions.insert(user, (actor.clone(), Instant::now()));
         state.active.set(state.sessions.len() as f64);
         Ok(actor)
     }
@@ -105,7 +113,7 @@ impl Actor for BotRouter {
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
         // sessions finish the update they are handling; their state is in the database
-        for s in state.sessions.values() {
+        for (s, _) in state.sessions.values() {
             s.stop(Some("shutdown".to_owned()));
         }
         state.active.set(0.0);
@@ -143,6 +151,22 @@ impl Actor for BotRouter {
             }
             RouterMsg::Sessions(reply) => {
                 let _ = reply.send(state.sessions.len());
+            }
+            RouterMsg::Sweep => {
+                let idle = self.env.idle_timeout;
+                let expired: Vec<i64> = state
+                    .sessions
+                    .iter()
+                    .filter(|(_, (_, seen))| seen.elapsed() >= idle)
+                    .map(|(user, _)| *user)
+                    .collect();
+                for user in expired {
+                    if let Some((session, _)) = state.sessions.remove(&user) {
+                        // drain: anything already in its mailbox is handled before it stops
+                        let _ = session.drain();
+                    }
+                }
+                state.active.set(state.sessions.len() as f64);
             }
         }
         Ok(())

@@ -1,13 +1,12 @@
 //! The session actor: one per Telegram user (bot subsystem, under the router). It handles that
 //! user's updates strictly in order, keeps the little state a conversation needs (language, the
 //! text the bot waits for), restores it from the database when it starts and saves it when it
-//! changes, and stops after `telegram.session_idle_timeout` without updates.
+//! changes. The router stops it after `telegram.session_idle_timeout` without updates.
 //!
 //! The state stays small and the user is loaded on the first update rather than at spawn, so an
 //! idle session costs little memory and spawning one costs no database round trip.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use teloxide::types::{Update, User};
@@ -27,7 +26,6 @@ pub struct SessionActor {
 pub struct SessionState {
     telegram_id: i64,
     session: Option<Session>,
-    last_activity: Instant,
 }
 
 /// The Telegram user behind an update, if it has one (channel posts do not).
@@ -109,26 +107,23 @@ impl Actor for SessionActor {
 
     async fn pre_start(
         &self,
-        myself: ActorRef<SessionMsg>,
+        _: ActorRef<SessionMsg>,
         telegram_id: i64,
     ) -> Result<SessionState, ActorProcessingErr> {
-        myself.send_after(self.env.idle_timeout, || SessionMsg::IdleCheck);
         Ok(SessionState {
             telegram_id,
             session: None,
-            last_activity: Instant::now(),
         })
     }
 
     async fn handle(
         &self,
-        myself: ActorRef<SessionMsg>,
+        _: ActorRef<SessionMsg>,
         msg: SessionMsg,
         state: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Update(update, received) => {
-                state.last_activity = Instant::now();
                 let kind = screens::kind_of(&update);
                 let span = tracing::info_span!(
                     "update",
@@ -143,19 +138,6 @@ impl Actor for SessionActor {
                 metrics::counter!("bot_updates_total", "kind" => kind).increment(1);
                 metrics::histogram!("bot_update_duration_seconds")
                     .record(received.elapsed().as_secs_f64());
-            }
-            SessionMsg::IdleCheck => {
-                let idle = state.last_activity.elapsed();
-                if idle >= self.env.idle_timeout {
-                    myself.stop(Some("idle".to_owned()));
-                } else {
-                    let rest = self
-                        .env
-                        .idle_timeout
-                        .saturating_sub(idle)
-                        .max(Duration::from_millis(10));
-                    myself.send_after(rest, || SessionMsg::IdleCheck);
-                }
             }
         }
         Ok(())

@@ -64,6 +64,8 @@ pub struct Outbound {
     bot: Bot,
     global: Arc<Mutex<Bucket>>,
     chats: Arc<DashMap<i64, Bucket>>,
+    /// Telegram's limits apply; the built-in simulator has none.
+    paced: bool,
 }
 
 /// Why a send failed for good.
@@ -93,11 +95,22 @@ fn html(text: &str) -> String {
 }
 
 impl Outbound {
+    /// Paced to Telegram's limits.
     pub fn new(bot: Bot) -> Self {
         Outbound {
             bot,
             global: Arc::new(Mutex::new(Bucket::new(GLOBAL_RATE, GLOBAL_RATE))),
             chats: Arc::new(DashMap::new()),
+            paced: true,
+        }
+    }
+
+    /// Without pacing: for the built-in simulator, which has no limits to respect (retries still
+    /// apply).
+    pub fn unpaced(bot: Bot) -> Self {
+        Outbound {
+            paced: false,
+            ..Self::new(bot)
         }
     }
 
@@ -106,6 +119,9 @@ impl Outbound {
     }
 
     async fn pace(&self, chat: Option<i64>) {
+        if !self.paced {
+            return;
+        }
         if let Some(chat) = chat {
             loop {
                 let wait = {
@@ -284,5 +300,23 @@ impl Outbound {
         })
         .await
         .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_one_per_period() {
+        let mut b = Bucket::new(CHAT_BURST, CHAT_RATE);
+        for _ in 0..3 {
+            assert!(b.take().is_ok());
+        }
+        let wait = b.take().unwrap_err();
+        assert!(
+            wait > Duration::from_millis(900) && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 }

@@ -99,6 +99,8 @@ pub struct Simulator {
     updates_ready: Notify,
     changed: Notify,
     closed: std::sync::atomic::AtomicBool,
+    /// Every message the bot sends, announced as (chat id, time) for load measurements.
+    sent: tokio::sync::broadcast::Sender<(i64, std::time::Instant)>,
 }
 
 impl Simulator {
@@ -113,6 +115,7 @@ impl Simulator {
             updates_ready: Notify::new(),
             changed: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            sent: tokio::sync::broadcast::channel(65_536).0,
         }
     }
 
@@ -432,7 +435,13 @@ impl Simulator {
             self.message_json(&s.chats[&chat_id], &m)
         };
         self.changed.notify_waiters();
+        let _ = self.sent.send((chat_id, std::time::Instant::now()));
         Ok(result)
+    }
+
+    /// Announces every message the bot sends from now on (chat id, time).
+    pub fn subscribe_sent(&self) -> tokio::sync::broadcast::Receiver<(i64, std::time::Instant)> {
+        self.sent.subscribe()
     }
 
     pub fn send_message(

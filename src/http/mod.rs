@@ -35,8 +35,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/internal/payments/notify", post(internal::notify))
         .nest("/api/v1", api::router());
-    if app.simulator.is_some() {
-        router = router.merge(simulator::router());
+    if let Some(sim) = &app.simulator {
+        router = router.merge(simulator::router(sim.clone()));
     }
     if app.config.telegram.mode == crate::config::TelegramMode::Webhook {
         router = router.route("/telegram/webhook", post(telegram::webhook));

@@ -15,11 +15,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::error::ApiError;
 use crate::bot::simulator::{ApiFailure, SimUser, Simulator};
 
-pub fn router() -> Router<AppState> {
+/// The simulator's routes, with the simulator as their state (usable beside any other router).
+pub fn router<S: Clone + Send + Sync + 'static>(sim: Arc<Simulator>) -> Router<S> {
     Router::new()
         .route("/sim/{bot_token}/{method}", post(bot_api).get(bot_api))
         .route("/sim/api/users", get(users))
@@ -29,13 +29,10 @@ pub fn router() -> Router<AppState> {
         .route("/sim/api/raw", post(raw_update))
         .route("/sim/api/files/{file_id}", get(file))
         .route("/sim/api/callbacks/{query_id}", get(callback_answer))
+        .with_state(sim)
 }
 
-fn simulator(app: &AppState) -> Result<Arc<Simulator>, ApiError> {
-    app.simulator
-        .clone()
-        .ok_or_else(|| ApiError::not_found("simulator (a Telegram token is configured)"))
-}
+type Sim = State<Arc<Simulator>>;
 
 fn ok(result: Value) -> Response {
     Json(json!({"ok": true, "result": result})).into_response()
@@ -56,7 +53,7 @@ struct Params {
     file: Option<Vec<u8>>,
 }
 
-async fn read_params(request: Request, app: &AppState) -> Result<Params, ApiFailure> {
+async fn read_params(request: Request) -> Result<Params, ApiFailure> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -77,7 +74,7 @@ async fn read_params(request: Request, app: &AppState) -> Result<Params, ApiFail
         .unwrap_or(json!({}));
     if content_type.starts_with("multipart/form-data") {
         let mut multipart =
-            Multipart::from_request(request, app)
+            Multipart::from_request(request, &())
                 .await
                 .map_err(|e| ApiFailure {
                     code: 400,
@@ -106,7 +103,7 @@ async fn read_params(request: Request, app: &AppState) -> Result<Params, ApiFail
             file,
         });
     }
-    let body = Bytes::from_request(request, app)
+    let body = Bytes::from_request(request, &())
         .await
         .map_err(|e| ApiFailure {
             code: 400,
@@ -164,23 +161,17 @@ fn markup(v: &Value) -> Option<Value> {
 }
 
 async fn bot_api(
-    State(app): State<AppState>,
+    State(sim): Sim,
     Path((bot_token, method)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let Some(sim) = app.simulator.clone() else {
-        return fail(ApiFailure {
-            code: 404,
-            description: "Not Found".into(),
-        });
-    };
     if !bot_token.starts_with("bot") {
         return fail(ApiFailure {
             code: 404,
             description: "Not Found".into(),
         });
     }
-    let params = match read_params(request, &app).await {
+    let params = match read_params(request).await {
         Ok(p) => p,
         Err(f) => return fail(f),
     };
@@ -305,11 +296,10 @@ fn user_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 async fn user_message(
-    State(app): State<AppState>,
+    State(sim): Sim,
     Path(id): Path<String>,
     Json(body): Json<UserMessage>,
 ) -> Result<Json<Value>, ApiError> {
-    let sim = simulator(&app)?;
     let id = user_id(&id)?;
     if body.text.is_empty() || body.text.chars().count() > 4096 {
         return Err(ApiError::invalid("text", "between 1 and 4096 characters"));
@@ -322,11 +312,10 @@ async fn user_message(
 }
 
 async fn user_callback(
-    State(app): State<AppState>,
+    State(sim): Sim,
     Path(id): Path<String>,
     Json(body): Json<UserCallback>,
 ) -> Result<Json<Value>, ApiError> {
-    let sim = simulator(&app)?;
     let id = user_id(&id)?;
     let user = sim_user(&sim, id, None, None, None);
     let (update_id, query_id) = sim
@@ -347,11 +336,10 @@ pub struct ChatQuery {
 }
 
 async fn chat(
-    State(app): State<AppState>,
+    State(sim): Sim,
     Path(id): Path<String>,
     Query(q): Query<ChatQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let sim = simulator(&app)?;
     let id = user_id(&id)?;
     if q.wait_ms > 0 {
         sim.wait_change(q.since, Duration::from_millis(q.wait_ms.min(25_000)))
@@ -362,8 +350,8 @@ async fn chat(
     ))
 }
 
-async fn users(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(simulator(&app)?.users())))
+async fn users(State(sim): Sim) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(sim.users())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,11 +361,7 @@ pub struct RawUpdate {
     pub body: Value,
 }
 
-async fn raw_update(
-    State(app): State<AppState>,
-    Json(raw): Json<RawUpdate>,
-) -> Result<Json<Value>, ApiError> {
-    let sim = simulator(&app)?;
+async fn raw_update(State(sim): Sim, Json(raw): Json<RawUpdate>) -> Result<Json<Value>, ApiError> {
     if raw.kind.is_empty()
         || raw.kind.len() > 40
         || !raw
@@ -395,21 +379,18 @@ async fn raw_update(
     ))
 }
 
-async fn file(
-    State(app): State<AppState>,
-    Path(file_id): Path<String>,
-) -> Result<Response, ApiError> {
-    let bytes = simulator(&app)?
+async fn file(State(sim): Sim, Path(file_id): Path<String>) -> Result<Response, ApiError> {
+    let bytes = sim
         .file(&file_id)
         .ok_or_else(|| ApiError::not_found("file"))?;
     Ok(([(header::CONTENT_TYPE, "image/png")], bytes).into_response())
 }
 
 async fn callback_answer(
-    State(app): State<AppState>,
+    State(sim): Sim,
     Path(query_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let answer = simulator(&app)?
+    let answer = sim
         .callback_answer(&query_id)
         .ok_or_else(|| ApiError::not_found("callback answer"))?;
     Ok(Json(answer))

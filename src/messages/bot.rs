@@ -11,13 +11,13 @@ pub enum RouterMsg {
     Incoming(Box<Update>),
     /// How many session actors are alive.
     Sessions(RpcReplyPort<usize>),
+    /// Stop sessions idle longer than the idle timeout (sent by the router's own timer).
+    Sweep,
 }
 
 pub enum SessionMsg {
     /// An update of this session's user, with the time it was received.
     Update(Box<Update>, Instant),
-    /// Stop if nothing happened since the idle timeout (sent by the session's own timer).
-    IdleCheck,
 }
 
 /// What the intake reports about itself.
