@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
@@ -95,9 +95,13 @@ impl Actor for BotRouter {
 
     async fn pre_start(
         &self,
-        _: ActorRef<RouterMsg>,
+        myself: ActorRef<RouterMsg>,
         _: (),
     ) -> Result<RouterState, ActorProcessingErr> {
+        // one sweep for all sessions instead of a timer per session keeps idle sessions small
+        let every =
+            (self.env.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        myself.send_interval(every, || RouterMsg::Sweep);
         Ok(RouterState {
             sessions: HashMap::new(),
             by_actor: HashMap::new(),
