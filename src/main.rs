@@ -30,6 +30,45 @@ enum Command {
     Migrate,
     /// Validate the configuration, print what would run where, and exit.
     CheckConfig,
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Operate a running instance through its API.
+    Ctl {
+        /// Base URL of the instance (default: http://<http.addr>).
+        #[arg(long, env = "TELEBOT_URL")]
+        url: Option<String>,
+        /// An admin API token.
+        #[arg(long, env = "TELEBOT_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(subcommand)]
+        action: CtlAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print it (it is shown only this once).
+    Create {
+        /// admin, operator, agent or service.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// The agent an agent token acts as.
+        #[arg(long)]
+        agent_id: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlAction {
+    /// List the supervised subsystems with their state, uptime and restarts.
+    Subsystems,
+    /// Restart a subsystem (and everything under it), e.g. `payments` or `payments/matcher`.
+    Restart { name: String },
 }
 
 fn main() -> ExitCode {
@@ -66,6 +105,23 @@ fn main() -> ExitCode {
                     println!("  {line}");
                 }
                 Ok(())
+            }
+            Command::Token {
+                action:
+                    TokenAction::Create {
+                        role,
+                        name,
+                        agent_id,
+                    },
+            } => telebot::cli::create_token(&config, &role, &name, agent_id).await,
+            Command::Ctl { url, token, action } => {
+                let base = url.unwrap_or_else(|| format!("http://{}", config.http.addr));
+                match action {
+                    CtlAction::Subsystems => telebot::cli::subsystems(&base, &token).await,
+                    CtlAction::Restart { name } => {
+                        telebot::cli::restart(&base, &token, &name).await
+                    }
+                }
             }
         }
     });

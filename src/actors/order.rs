@@ -36,6 +36,7 @@ impl OrderEnv {
             actor: "system",
             commission_hold_ms: self.commission_hold_ms,
             callbacks: self.callbacks,
+            manual: false,
         }
     }
 }
@@ -146,12 +147,20 @@ impl Actor for OrderActor {
                 }
                 myself.stop(None);
             }
-            OrderMsg::Pay { transfer_id, reply } => {
-                let result = self
-                    .env
-                    .store
-                    .pay_order(order_id, transfer_id, &self.env.settle_context())
-                    .await;
+            OrderMsg::Pay {
+                transfer_id,
+                assigned_by,
+                reply,
+            } => {
+                let ctx = match &assigned_by {
+                    Some(actor) => SettleContext {
+                        actor,
+                        manual: true,
+                        ..self.env.settle_context()
+                    },
+                    None => self.env.settle_context(),
+                };
+                let result = self.env.store.pay_order(order_id, transfer_id, &ctx).await;
                 self.settled(&myself, order_id, result, reply)?;
             }
             OrderMsg::PayFromBalance { actor, reply } => {

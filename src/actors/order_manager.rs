@@ -126,10 +126,15 @@ impl Actor for OrderManager {
             OrderManagerMsg::Pay {
                 order_id,
                 transfer_id,
+                assigned_by,
                 reply,
             } => match self.actor_for(&myself, state, order_id).await {
                 Ok(actor) => {
-                    if let Err(e) = actor.cast(OrderMsg::Pay { transfer_id, reply }) {
+                    if let Err(e) = actor.cast(OrderMsg::Pay {
+                        transfer_id,
+                        assigned_by,
+                        reply,
+                    }) {
                         // the actor stopped meanwhile: its reply port went with the message
                         tracing::debug!(order_id, error = %e, "order actor gone before payment");
                     }
@@ -308,10 +313,32 @@ impl OrdersHandle {
     }
 
     pub async fn pay(&self, order_id: i64, transfer_id: i64) -> Result<PayOutcome, OrderError> {
+        self.pay_with(order_id, transfer_id, None).await
+    }
+
+    /// An operator pays a pending order with a transfer that matched nothing (or waited for
+    /// review), whatever its amount.
+    pub async fn assign(
+        &self,
+        order_id: i64,
+        transfer_id: i64,
+        actor: &str,
+    ) -> Result<PayOutcome, OrderError> {
+        self.pay_with(order_id, transfer_id, Some(actor.to_owned()))
+            .await
+    }
+
+    async fn pay_with(
+        &self,
+        order_id: i64,
+        transfer_id: i64,
+        assigned_by: Option<String>,
+    ) -> Result<PayOutcome, OrderError> {
         call_slot(&self.slot, NAME, self.timeout, |reply| {
             OrderManagerMsg::Pay {
                 order_id,
                 transfer_id,
+                assigned_by,
                 reply,
             }
         })

@@ -26,6 +26,7 @@ pub enum Action {
     Help,
     Terms,
     Privacy,
+    AgentApply,
 }
 
 impl Action {
@@ -52,6 +53,7 @@ impl Action {
             Action::Help => "h".into(),
             Action::Terms => "t".into(),
             Action::Privacy => "pv".into(),
+            Action::AgentApply => "ag".into(),
         }
     }
 
@@ -100,6 +102,7 @@ impl Action {
             "h" => Action::Help,
             "t" => Action::Terms,
             "pv" => Action::Privacy,
+            "ag" => Action::AgentApply,
             _ => return None,
         };
         if parts.next().is_some() {
@@ -143,6 +146,7 @@ mod tests {
             Action::Help,
             Action::Terms,
             Action::Privacy,
+            Action::AgentApply,
         ];
         for a in all {
             let data = a.encode();

@@ -156,6 +156,7 @@ async fn on_command(
         "help" => info(env, s, Target::New, "help.text").await,
         "terms" => info(env, s, Target::New, "terms.text").await,
         "privacy" => info(env, s, Target::New, "privacy.text").await,
+        "agent" => agent(env, s, Target::New).await,
         "cancel" => {
             if s.saved.awaiting.take().is_some() {
                 say(env, s, t(s.lang, "cancel.done")).await?;
@@ -254,6 +255,7 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
         Action::Help => info(env, s, target, "help.text").await?,
         Action::Terms => info(env, s, target, "terms.text").await?,
         Action::Privacy => info(env, s, target, "privacy.text").await?,
+        Action::AgentApply => notice = Some(apply_as_agent(env, s).await?),
     }
     env.outbound
         .answer_callback(&q.id.0, notice.as_deref(), notice.is_some())
@@ -1031,4 +1033,74 @@ pub fn commands(lang: Language) -> Vec<teloxide::types::BotCommand> {
     .into_iter()
     .map(|c| teloxide::types::BotCommand::new(c, t(lang, &format!("cmd.{c}"))))
     .collect()
+}
+
+/// `/agent`: the agent's link and earnings, or the offer to apply.
+async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError> {
+    let lang = s.lang;
+    match env.store.agent_by_user(s.user_id).await? {
+        Some(a) if a.status == "pending" => say(env, s, t(lang, "agent.already")).await,
+        Some(a) if a.status == "active" || a.status == "suspended" => {
+            let st = env.store.agent_stats(a.id).await?;
+            let link = crate::http::api::agents::referral_link(&env.bot_username, &a.code);
+            let bps = format!("{}.{:02}", a.commission_bps / 100, a.commission_bps % 100);
+            let text = tf(
+                lang,
+                "agent.info",
+                &[
+                    ("status", &a.status),
+                    ("link", &link),
+                    ("referred", &st.referred_users),
+                    ("orders", &st.paid_orders),
+                    ("sales", &st.sales),
+                    ("bps", &bps),
+                    ("pending", &st.pending),
+                    (
+                        "available",
+                        &st.available
+                            .checked_add(st.requested)
+                            .unwrap_or(st.available),
+                    ),
+                    ("paid", &st.paid),
+                ],
+            );
+            show(env, s, target, &text, back(lang, Action::Menu)).await
+        }
+        _ => {
+            let kb = markup(vec![
+                vec![button(t(lang, "agent.apply"), Action::AgentApply)],
+                vec![button(t(lang, "btn.main"), Action::Menu)],
+            ]);
+            show(env, s, target, t(lang, "agent.offer"), kb).await
+        }
+    }
+}
+
+async fn apply_as_agent(env: &BotEnv, s: &Session) -> Result<String, BotError> {
+    let lang = s.lang;
+    if env.store.agent_by_user(s.user_id).await?.is_some() {
+        return Ok(t(lang, "agent.already").to_owned());
+    }
+    let agent = env
+        .store
+        .create_agent(&crate::store::NewAgent {
+            user_id: Some(s.user_id),
+            name: s.first_name.clone(),
+            code: crate::http::api::agents::new_code(),
+            commission_bps: 0,
+            status: "pending",
+        })
+        .await?;
+    env.store
+        .audit(
+            crate::store::AuditRecord::new(
+                &format!("user:{}", s.user_id),
+                "agent.applied",
+                "agent",
+                agent.id,
+            )
+            .after(&agent),
+        )
+        .await?;
+    Ok(t(lang, "agent.applied").to_owned())
 }

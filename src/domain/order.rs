@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a product is, which decides how a paid order is fulfilled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductKind {
     /// Work done by the operators; a paid order becomes a request in their queue.
@@ -25,7 +25,7 @@ pub enum ProductKind {
 }
 
 /// Where an order is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     PendingPayment,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a credential may do; the permission matrix lives with the HTTP API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including tokens and subsystem restarts.

@@ -39,6 +39,37 @@ impl Caller {
     }
 }
 
+impl Caller {
+    /// For an agent token: the agent it acts as, if that agent is active and holds
+    /// `permission` (403 otherwise). `None` for every other role.
+    pub async fn agent_scope(
+        &self,
+        store: &crate::store::Store,
+        permission: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        if self.role != Role::Agent {
+            return Ok(None);
+        }
+        let id = self
+            .agent_id
+            .ok_or_else(|| ApiError::forbidden("this agent token is not bound to an agent"))?;
+        let agent = store.agent(id).await?;
+        if agent.status != "active" {
+            return Err(ApiError::forbidden(format!(
+                "the agent is {}",
+                agent.status
+            )));
+        }
+        let granted: Vec<String> = serde_json::from_str(&agent.permissions).unwrap_or_default();
+        if !granted.iter().any(|g| g == permission) {
+            return Err(ApiError::forbidden(format!(
+                "this agent lacks the {permission} permission"
+            )));
+        }
+        Ok(Some(id))
+    }
+}
+
 /// A new random token: `tb_` and 43 characters of base58.
 pub fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();

@@ -34,7 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/internal/payments/notify", post(internal::notify))
-        .nest("/api/v1", api::router());
+        .nest("/api/v1", api::router().0);
     if let Some(sim) = &app.simulator {
         router = router.merge(simulator::router(sim.clone()));
     }

@@ -35,10 +35,12 @@ impl From<crate::store::StoreError> for OrderError {
 pub enum OrderManagerMsg {
     /// A new pending order: give it an order actor.
     Track(Box<Order>),
-    /// Pay an order with a recorded transfer (routed to its order actor).
+    /// Pay an order with a recorded transfer (routed to its order actor); `assigned_by` names
+    /// the operator who assigns the transfer by hand.
     Pay {
         order_id: i64,
         transfer_id: i64,
+        assigned_by: Option<String>,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
     /// Pay a pending order from its customer's balance.
@@ -62,9 +64,10 @@ pub enum OrderManagerMsg {
 pub enum OrderMsg {
     /// The payment window is over: expire the order (once the chain scanners have caught up).
     Expire,
-    /// Pay the order with a recorded transfer.
+    /// Pay the order with a recorded transfer (by hand when `assigned_by` is set).
     Pay {
         transfer_id: i64,
+        assigned_by: Option<String>,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
     /// Pay the order from its customer's balance.

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{Store, StoreError, StoreResult, on_pool};
 use crate::domain::now_ms;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Agent {
     pub id: i64,
     pub user_id: Option<i64>,
@@ -42,8 +42,8 @@ impl Store {
         let now = now_ms();
         let result = on_pool!(self, pool => {
             sqlx::query_as(concat!(
-                "insert into agents (user_id, name, code, commission_bps, status, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $6) returning ",
+                "insert into agents (user_id, name, code, commission_bps, status, permissions, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, '[\"view_referrals\",\"view_orders\",\"request_payouts\"]', $6, $6) returning ",
                 agent_columns!()
             ))
             .bind(a.user_id)
@@ -85,5 +85,329 @@ impl Store {
             .fetch_optional(pool)
             .await?
         }))
+    }
+}
+
+/// Changes an operator makes to an agent; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AgentUpdate {
+    pub commission_bps: Option<u32>,
+    pub status: Option<String>,
+    pub permissions: Option<String>,
+    pub payout_address: Option<String>,
+    pub name: Option<String>,
+}
+
+/// What an agent earned and sold.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct AgentStats {
+    pub referred_users: i64,
+    pub paid_orders: i64,
+    #[schema(value_type = String)]
+    pub sales: crate::domain::Money,
+    /// Commissions still in their hold period.
+    #[schema(value_type = String)]
+    pub pending: crate::domain::Money,
+    /// Commissions that can be paid out.
+    #[schema(value_type = String)]
+    pub available: crate::domain::Money,
+    /// Commissions in a payout request that is not decided yet.
+    #[schema(value_type = String)]
+    pub requested: crate::domain::Money,
+    #[schema(value_type = String)]
+    pub paid: crate::domain::Money,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Commission {
+    pub id: i64,
+    pub agent_id: i64,
+    pub order_id: i64,
+    #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
+    pub amount: crate::domain::Money,
+    /// `pending` (in its hold period), `available`, `requested` (in a payout request) or `paid`.
+    pub status: String,
+    pub available_at: i64,
+    pub payout_id: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
+pub struct Payout {
+    pub id: i64,
+    pub agent_id: i64,
+    #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
+    pub amount: crate::domain::Money,
+    pub address: String,
+    /// `requested`, `approved`, `rejected` or `paid`.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The effective status of a commission: `pending` turns `available` once its hold is over.
+macro_rules! commission_status {
+    () => {
+        "case when status = 'paid' then 'paid' when payout_id is not null then 'requested' \
+         when available_at <= $2 then 'available' else 'pending' end"
+    };
+}
+
+impl Store {
+    pub async fn list_agents(
+        &self,
+        status: Option<&str>,
+        page: super::Page,
+    ) -> StoreResult<Vec<Agent>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ", agent_columns!(), " from agents where ($1 is null or status = $1) order by id limit $2 offset $3"
+            ))
+            .bind(status)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn agent_by_user(&self, user_id: i64) -> StoreResult<Option<Agent>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!("select ", agent_columns!(), " from agents where user_id = $1"))
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Applies an operator's changes; returns the agent before and after.
+    pub async fn update_agent(
+        &self,
+        id: i64,
+        u: &AgentUpdate,
+        actor: &str,
+    ) -> StoreResult<(Agent, Agent)> {
+        let before = self.agent(id).await?;
+        let after: Agent = on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "update agents set commission_bps = coalesce($2, commission_bps), status = coalesce($3, status), \
+                 permissions = coalesce($4, permissions), payout_address = coalesce($5, payout_address), \
+                 name = coalesce($6, name), updated_at = $7 where id = $1 returning ",
+                agent_columns!()
+            ))
+            .bind(id)
+            .bind(u.commission_bps.map(i64::from))
+            .bind(&u.status)
+            .bind(&u.permissions)
+            .bind(&u.payout_address)
+            .bind(&u.name)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?
+        });
+        self.audit(
+            super::AuditRecord::new(actor, "agent.updated", "agent", id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
+        Ok((before, after))
+    }
+
+    pub async fn agent_stats(&self, id: i64) -> StoreResult<AgentStats> {
+        let now = now_ms();
+        let (referred, paid_orders, sales): (i64, i64, i64) = on_pool!(self, pool => {
+            sqlx::query_as(
+                "select (select count(*) from users where referred_by_agent_id = $1), \
+                 (select count(*) from orders where agent_id = $1 and status in ('paid','delivered','in_progress','completed')), \
+                 (select cast(coalesce(sum(price), 0) as bigint) from orders where agent_id = $1 \
+                  and status in ('paid','delivered','in_progress','completed'))",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+        });
+        let sums: Vec<(String, i64)> = on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select s, cast(sum(amount) as bigint) from (select ", commission_status!(),
+                " as s, amount from commissions where agent_id = $1) c group by s"
+            ))
+            .bind(id)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut stats = AgentStats {
+            referred_users: referred,
+            paid_orders,
+            sales: crate::domain::Money::from_micros(sales),
+            ..Default::default()
+        };
+        for (status, sum) in sums {
+            let m = crate::domain::Money::from_micros(sum);
+            match status.as_str() {
+                "pending" => stats.pending = m,
+                "available" => stats.available = m,
+                "requested" => stats.requested = m,
+                "paid" => stats.paid = m,
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Newest first, with their effective status.
+    pub async fn commissions(
+        &self,
+        agent_id: i64,
+        page: super::Page,
+    ) -> StoreResult<Vec<Commission>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select id, agent_id, order_id, amount, ", commission_status!(),
+                " as status, available_at, payout_id, created_at from commissions where agent_id = $1 \
+                 order by id desc limit $3 offset $4"
+            ))
+            .bind(agent_id)
+            .bind(now_ms())
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Requests a payout of everything available to `address`, in one transaction: the available
+    /// commissions are tied to the request. `None` when nothing is available.
+    pub async fn request_payout(
+        &self,
+        agent_id: i64,
+        address: &str,
+        actor: &str,
+    ) -> StoreResult<Option<Payout>> {
+        let now = now_ms();
+        let payout = super::in_tx!(self, tx => {
+            let available: i64 = sqlx::query_scalar(
+                "select cast(coalesce(sum(amount), 0) as bigint) from commissions where agent_id = $1 \
+                 and payout_id is null and status in ('pending', 'available') and available_at <= $2",
+            )
+            .bind(agent_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if available <= 0 {
+                return Ok(None);
+            }
+            let payout: Payout = sqlx::query_as(
+                "insert into payouts (agent_id, amount, address, status, created_at) values ($1, $2, $3, 'requested', $4) \
+                 returning id, agent_id, amount, address, status, decided_by, decided_at, created_at",
+            )
+            .bind(agent_id)
+            .bind(available)
+            .bind(address)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "update commissions set payout_id = $2 where agent_id = $1 and payout_id is null \
+                 and status in ('pending', 'available') and available_at <= $3",
+            )
+            .bind(agent_id)
+            .bind(payout.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            super::append_audit!(&mut *tx, &super::AuditRecord::new(actor, "payout.requested", "payout", payout.id).after(&payout))?;
+            Some(payout)
+        });
+        Ok(payout)
+    }
+
+    pub async fn payouts(
+        &self,
+        agent_id: Option<i64>,
+        status: Option<&str>,
+        page: super::Page,
+    ) -> StoreResult<Vec<Payout>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(
+                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts \
+                 where ($1 is null or agent_id = $1) and ($2 is null or status = $2) order by id desc limit $3 offset $4",
+            )
+            .bind(agent_id)
+            .bind(status)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn payout(&self, id: i64) -> StoreResult<Payout> {
+        on_pool!(self, pool => {
+            sqlx::query_as(
+                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound("payout"))
+    }
+
+    /// An operator decides a payout: `approved` (to be sent), `paid` (sent: its commissions are
+    /// paid) or `rejected` (its commissions are available again).
+    pub async fn decide_payout(
+        &self,
+        id: i64,
+        to: &str,
+        actor: &str,
+    ) -> StoreResult<(Payout, Payout)> {
+        let now = now_ms();
+        let pair = super::in_tx!(self, tx => {
+            let before: Payout = sqlx::query_as(
+                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts where id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("payout"))?;
+            let allowed = matches!((before.status.as_str(), to), ("requested", "approved" | "rejected" | "paid") | ("approved", "paid" | "rejected"));
+            if !allowed {
+                return Err(StoreError::Conflict(format!("a {} payout cannot become {to}", before.status)));
+            }
+            let after: Payout = sqlx::query_as(
+                "update payouts set status = $2, decided_by = $3, decided_at = $4 where id = $1 \
+                 returning id, agent_id, amount, address, status, decided_by, decided_at, created_at",
+            )
+            .bind(id)
+            .bind(to)
+            .bind(actor)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            match to {
+                "paid" => {
+                    sqlx::query("update commissions set status = 'paid' where payout_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                "rejected" => {
+                    sqlx::query("update commissions set payout_id = null where payout_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                _ => {}
+            }
+            let action = format!("payout.{to}");
+            super::append_audit!(&mut *tx, &super::AuditRecord::new(actor, &action, "payout", id).before(&before).after(&after))?;
+            (before, after)
+        });
+        Ok(pair)
     }
 }

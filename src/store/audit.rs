@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Page, Store, StoreResult, on_pool};
 use crate::domain::now_ms;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: i64,

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{AuditRecord, Store, StoreError, StoreResult, on_pool};
 use crate::domain::now_ms;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Broadcast {
     pub id: i64,
     pub text: String,

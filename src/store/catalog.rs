@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, ProductKind, now_ms};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Category {
     pub id: i64,
     pub slug: String,
@@ -26,7 +26,7 @@ pub struct NewCategory {
     pub position: i64,
 }
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub category_id: Option<i64>,
@@ -37,6 +37,7 @@ pub struct Product {
     pub description_en: String,
     pub description_zh: String,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub price: Money,
     pub hidden: bool,
     pub position: i64,

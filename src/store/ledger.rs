@@ -8,13 +8,15 @@ use sqlx::FromRow;
 use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::Money;
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub id: i64,
     pub user_id: i64,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub delta: Money,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub balance_after: Money,
     pub reason: String,
     pub order_id: Option<i64>,

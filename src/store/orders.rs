@@ -14,7 +14,7 @@ use sqlx::FromRow;
 use super::{AuditRecord, Page, Store, StoreError, StoreResult, append_audit, in_tx, on_pool};
 use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
@@ -23,8 +23,10 @@ pub struct Order {
     pub kind: ProductKind,
     pub quantity: i64,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub price: Money,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub payable_amount: Money,
     pub chain: String,
     pub token: String,

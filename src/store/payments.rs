@@ -9,7 +9,7 @@ use sqlx::FromRow;
 use super::{Store, StoreError, StoreResult, on_pool};
 use crate::domain::{Money, now_ms};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Transfer {
     pub id: i64,
     pub chain: String,
@@ -19,6 +19,7 @@ pub struct Transfer {
     pub from_address: String,
     pub to_address: String,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub amount: Money,
     pub block_number: Option<i64>,
     pub block_time: i64,
@@ -66,12 +67,13 @@ pub enum Recorded {
 }
 
 /// An allocation that still holds its amount.
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct LiveAllocation {
     pub chain: String,
     pub token: String,
     pub wallet: String,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub amount: Money,
     pub order_id: i64,
     pub state: String,

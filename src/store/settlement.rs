@@ -128,6 +128,9 @@ pub struct SettleContext<'a> {
     pub commission_hold_ms: i64,
     /// Queue a merchant callback for paid orders.
     pub callbacks: bool,
+    /// An operator assigns the transfer by hand: unmatched or held transfers are accepted and
+    /// the amount, wallet and window are not checked.
+    pub manual: bool,
 }
 
 /// What paying an order did.
@@ -188,22 +191,30 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("transfer"))?;
-            if transfer.outcome != "pending" {
+            // an operator may assign a transfer that matched nothing (or waits for review);
+            // the automatic path takes only fresh transfers that fit exactly
+            let placeable = if ctx.manual { matches!(transfer.outcome.as_str(), "pending" | "unmatched" | "review") } else { transfer.outcome == "pending" };
+            if !placeable {
                 return Ok(PayOutcome::AlreadySettled);
             }
-            if transfer.amount != order.payable_amount {
-                return Ok(PayOutcome::DoesNotFit("amount differs from the payable amount"));
+            if !ctx.manual {
+                if transfer.amount != order.payable_amount {
+                    return Ok(PayOutcome::DoesNotFit("amount differs from the payable amount"));
+                }
+                if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
+                    return Ok(PayOutcome::DoesNotFit("paid to another wallet"));
+                }
+                if transfer.block_time > order.expires_at {
+                    return Ok(PayOutcome::DoesNotFit("paid after the payment window"));
+                }
             }
-            if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
-                return Ok(PayOutcome::DoesNotFit("paid to another wallet"));
-            }
-            if transfer.block_time > order.expires_at {
-                return Ok(PayOutcome::DoesNotFit("paid after the payment window"));
-            }
-            sqlx::query("update transfers set outcome = 'matched', order_id = $2, updated_at = $3 where id = $1 and outcome = 'pending'")
+            let outcome = if ctx.manual { "assigned" } else { "matched" };
+            sqlx::query("update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5")
                 .bind(transfer_id)
                 .bind(order_id)
                 .bind(now)
+                .bind(outcome)
+                .bind(&transfer.outcome)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 where id = $1 and status = 'pending_payment'")
@@ -216,9 +227,10 @@ impl Store {
                 .bind(order_id)
                 .execute(&mut *tx)
                 .await?;
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "transfer.matched", "transfer", transfer_id)
-                .before(&json!({"outcome": "pending"}))
-                .after(&json!({"outcome": "matched", "order_id": order_id})))?;
+            let action = format!("transfer.{outcome}");
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, &action, "transfer", transfer_id)
+                .before(&json!({"outcome": transfer.outcome}))
+                .after(&json!({"outcome": outcome, "order_id": order_id})))?;
             append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
                 .before(&json!({"status": "pending_payment"}))
                 .after(&json!({"status": "paid", "transfer_id": transfer_id})))?;
@@ -474,6 +486,89 @@ impl Store {
                 .bind(order_id)
                 .fetch_all(pool)
                 .await?
+        }))
+    }
+}
+
+impl Store {
+    /// An operator moves a paid order along: delivered, in progress, completed or refunded (a
+    /// refund credits what was paid to the customer's balance). Pending orders are paid by a
+    /// transfer or cancelled through their order actor, not here. The customer is told.
+    pub async fn set_order_status(
+        &self,
+        id: i64,
+        to: OrderStatus,
+        actor: &str,
+    ) -> StoreResult<(Order, Order)> {
+        let now = now_ms();
+        let pair = in_tx!(self, tx => {
+            let before: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("order"))?;
+            if before.status == OrderStatus::PendingPayment {
+                return Err(StoreError::Conflict(
+                    "a pending order is paid by a transfer or cancelled, not moved by hand".to_owned(),
+                ));
+            }
+            before.status.check_transition(to)?;
+            let after: Order = sqlx::query_as(concat!(
+                "update orders set status = $2, updated_at = $3 where id = $1 and status = $4 returning ",
+                order_columns!()
+            ))
+            .bind(id)
+            .bind(to.as_str())
+            .bind(now)
+            .bind(before.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::Conflict("the order changed meanwhile; try again".to_owned()))?;
+            if to == OrderStatus::Refunded {
+                let paid = if before.paid_from_balance {
+                    before.price.micros()
+                } else {
+                    match before.transfer_id {
+                        Some(tid) => sqlx::query_scalar::<_, i64>("select amount from transfers where id = $1")
+                            .bind(tid)
+                            .fetch_one(&mut *tx)
+                            .await?,
+                        None => before.payable_amount.micros(),
+                    }
+                };
+                apply_ledger!(tx, before.user_id, paid, LedgerReason::Refund, Some(id), None::<i64>)?;
+                // a refunded sale earns no commission
+                sqlx::query("delete from commissions where order_id = $1 and status <> 'paid' and payout_id is null")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let action = format!("order.{}", to.as_str());
+            append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "order", id)
+                .before(&json!({"status": before.status}))
+                .after(&json!({"status": to})))?;
+            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("status:{id}:{}", to.as_str())),
+                json!({"event": "order_status", "order_id": id, "user_id": before.user_id, "status": to}).to_string())?;
+            (before, after)
+        });
+        Ok(pair)
+    }
+
+    /// Transfers with an outcome (all when `None`), newest first.
+    pub async fn list_transfers(
+        &self,
+        outcome: Option<&str>,
+        page: super::Page,
+    ) -> StoreResult<Vec<Transfer>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as(concat!(
+                "select ", transfer_columns!(), " from transfers where ($1 is null or outcome = $1) order by id desc limit $2 offset $3"
+            ))
+            .bind(outcome)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?
         }))
     }
 }

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Store, StoreError, StoreResult, on_pool};
 use crate::domain::{Role, now_ms};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: i64,
     pub name: String,

@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Page, Store, StoreError, StoreResult, on_pool};
 use crate::domain::{Money, now_ms};
 
-#[derive(Debug, Clone, FromRow, Serialize)]
+#[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub telegram_id: i64,
@@ -16,6 +16,7 @@ pub struct User {
     pub language: String,
     pub referred_by_agent_id: Option<i64>,
     #[sqlx(try_from = "i64")]
+    #[schema(value_type = String)]
     pub balance: Money,
     pub blocked: bool,
     #[serde(skip)]

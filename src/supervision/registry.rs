@@ -17,7 +17,7 @@ use crate::domain::now_ms;
 use crate::messages::supervisor::SupervisorMsg;
 
 /// Life state of a supervised child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildState {
     Starting,
@@ -30,7 +30,7 @@ pub enum ChildState {
 }
 
 /// What the registry tells operators about one subsystem.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubsystemStatus {
     pub path: String,
     pub state: ChildState,

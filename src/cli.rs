@@ -1,0 +1,84 @@
+//! Operator commands of the `telebot` binary beyond `serve`: tokens straight in the database,
+//! and `ctl` against a running instance's API.
+
+use anyhow::{Context, bail};
+
+use crate::config::Config;
+use crate::domain::Role;
+
+/// `telebot token create`: prints the new token once.
+pub async fn create_token(
+    config: &Config,
+    role: &str,
+    name: &str,
+    agent_id: Option<i64>,
+) -> anyhow::Result<()> {
+    let role: Role = role
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown role {role:?}: admin, operator, agent or service"))?;
+    let store = crate::app::open_store(config).await?;
+    let created = crate::http::api::tokens::issue(&store, name, role, agent_id, "cli")
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    store.close().await;
+    println!("{}", created.token);
+    eprintln!(
+        "token #{} ({}, {}) created; it is shown only now",
+        created.info.id, created.info.name, created.info.role
+    );
+    Ok(())
+}
+
+async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    let response = request
+        .send()
+        .await
+        .context("the instance did not answer")?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = body["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed");
+        bail!("{status}: {message}");
+    }
+    Ok(body)
+}
+
+/// `telebot ctl subsystems`
+pub async fn subsystems(base: &str, token: &str) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/admin/subsystems", base.trim_end_matches('/'));
+    let list = call(reqwest::Client::new().get(url).bearer_auth(token)).await?;
+    println!(
+        "{:<28} {:<11} {:>10} {:>9}  last error",
+        "subsystem", "state", "uptime", "restarts"
+    );
+    for s in list.as_array().into_iter().flatten() {
+        println!(
+            "{:<28} {:<11} {:>9}s {:>9}  {}",
+            s["path"].as_str().unwrap_or(""),
+            s["state"].as_str().unwrap_or(""),
+            s["uptime_secs"].as_u64().unwrap_or(0),
+            s["restarts"].as_u64().unwrap_or(0),
+            s["last_error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `telebot ctl restart <name>`
+pub async fn restart(base: &str, token: &str, name: &str) -> anyhow::Result<()> {
+    let url = format!(
+        "{}/api/v1/admin/subsystems/{}/restart",
+        base.trim_end_matches('/'),
+        name.replace('/', ".")
+    );
+    let s = call(reqwest::Client::new().post(url).bearer_auth(token)).await?;
+    println!(
+        "{} restarted: {} (restarts {})",
+        s["path"].as_str().unwrap_or(name),
+        s["state"].as_str().unwrap_or("?"),
+        s["restarts"].as_u64().unwrap_or(0)
+    );
+    Ok(())
+}

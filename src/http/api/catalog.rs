@@ -1,0 +1,296 @@
+//! `/categories`, `/products` and stock upload.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
+use crate::domain::{Money, ProductKind, Role};
+use crate::http::AppState;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::store::{
+    AuditRecord, Category, NewCategory, Product, ProductFilter, ProductInput, StoreError,
+};
+
+const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Service, Role::Agent];
+const EDITORS: &[Role] = &[Role::Admin, Role::Operator];
+/// Highest price a product may have.
+const MAX_PRICE: Money = Money::from_micros(1_000_000 * 1_000_000);
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryBody {
+    /// Lowercase letters, digits and dashes.
+    pub slug: String,
+    pub name_en: String,
+    pub name_zh: String,
+    #[serde(default)]
+    pub position: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductBody {
+    pub category_id: Option<i64>,
+    pub kind: ProductKind,
+    pub name_en: String,
+    pub name_zh: String,
+    #[serde(default)]
+    pub description_en: String,
+    #[serde(default)]
+    pub description_zh: String,
+    /// Decimal string with up to 6 decimals.
+    #[schema(value_type = String, example = "10.5")]
+    pub price: Money,
+    #[serde(default)]
+    pub hidden: bool,
+    #[serde(default)]
+    pub position: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockBody {
+    /// Deliverable items (keys, accounts, links), one per entry.
+    pub items: Vec<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StockAdded {
+    pub added: u64,
+    pub available: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductQuery {
+    /// Only products of this category id.
+    pub category: Option<i64>,
+    /// Include hidden products (operators and admins only).
+    pub include_hidden: Option<bool>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+impl ProductBody {
+    fn validate(self) -> Result<ProductInput, ApiError> {
+        check_text("name_en", &self.name_en, 1, 128)?;
+        check_text("name_zh", &self.name_zh, 0, 128)?;
+        check_text("description_en", &self.description_en, 0, 2000)?;
+        check_text("description_zh", &self.description_zh, 0, 2000)?;
+        if self.price > MAX_PRICE {
+            return Err(ApiError::invalid("price", "at most 1000000 USDT"));
+        }
+        if self.kind != ProductKind::Topup && !self.price.is_positive() {
+            return Err(ApiError::invalid("price", "must be greater than zero"));
+        }
+        if !(-1_000_000..=1_000_000).contains(&self.position) {
+            return Err(ApiError::invalid(
+                "position",
+                "between -1000000 and 1000000",
+            ));
+        }
+        Ok(ProductInput {
+            category_id: self.category_id,
+            kind: self.kind,
+            name_en: self.name_en,
+            name_zh: self.name_zh,
+            description_en: self.description_en,
+            description_zh: self.description_zh,
+            price: self.price,
+            hidden: self.hidden,
+            position: self.position,
+        })
+    }
+}
+
+/// A missing category shows up as a foreign-key refusal: name the field.
+fn category_error(e: StoreError) -> ApiError {
+    match &e {
+        StoreError::Database(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => {
+            ApiError::invalid("category_id", "no such category")
+        }
+        _ => e.into(),
+    }
+}
+
+#[utoipa::path(get, path = "/categories", tag = "catalog",
+    responses((status = 200, body = Vec<Category>), (status = 401)))]
+pub async fn list_categories(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<Category>>, ApiError> {
+    caller.require(READERS)?;
+    let include_hidden = EDITORS.contains(&caller.role);
+    Ok(Json(app.store.list_categories(include_hidden).await?))
+}
+
+#[utoipa::path(post, path = "/categories", tag = "catalog", request_body = CategoryBody,
+    responses((status = 201, body = Category), (status = 401), (status = 403), (status = 409), (status = 422)))]
+pub async fn create_category(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CategoryBody>,
+) -> Result<(StatusCode, Json<Category>), ApiError> {
+    caller.require(EDITORS)?;
+    if body.slug.is_empty()
+        || body.slug.len() > 48
+        || !body
+            .slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(ApiError::invalid(
+            "slug",
+            "1 to 48 lowercase letters, digits or dashes",
+        ));
+    }
+    check_text("name_en", &body.name_en, 1, 64)?;
+    check_text("name_zh", &body.name_zh, 0, 64)?;
+    let c = app
+        .store
+        .create_category(&NewCategory {
+            slug: body.slug,
+            name_en: body.name_en,
+            name_zh: body.name_zh,
+            position: body.position.clamp(-1_000_000, 1_000_000),
+        })
+        .await?;
+    app.store
+        .audit(AuditRecord::new(&caller.actor(), "category.created", "category", c.id).after(&c))
+        .await?;
+    Ok((StatusCode::CREATED, Json(c)))
+}
+
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ProductQuery),
+    responses((status = 200, body = Listing<Product>), (status = 401), (status = 422)))]
+pub async fn list_products(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ProductQuery>,
+) -> Result<Json<Listing<Product>>, ApiError> {
+    caller.require(READERS)?;
+    let page = PageParams {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .page()?;
+    let include_hidden = q.include_hidden.unwrap_or(false);
+    if include_hidden && !EDITORS.contains(&caller.role) {
+        return Err(ApiError::forbidden("only operators see hidden products"));
+    }
+    let filter = ProductFilter {
+        category_id: q.category,
+        include_hidden,
+    };
+    Ok(Json(Listing::new(
+        app.store.list_products(&filter, page).await?,
+        page,
+    )))
+}
+
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
+    responses((status = 200, body = Product), (status = 401), (status = 404)))]
+pub async fn get_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require(READERS)?;
+    let p = app.store.product(path_id(&id, "id")?).await?;
+    if p.hidden && !EDITORS.contains(&caller.role) {
+        return Err(ApiError::not_found("product"));
+    }
+    Ok(Json(p))
+}
+
+#[utoipa::path(post, path = "/products", tag = "catalog", request_body = ProductBody,
+    responses((status = 201, body = Product), (status = 401), (status = 403), (status = 422)))]
+pub async fn create_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<ProductBody>,
+) -> Result<(StatusCode, Json<Product>), ApiError> {
+    caller.require(EDITORS)?;
+    let input = body.validate()?;
+    let p = app
+        .store
+        .create_product(&input)
+        .await
+        .map_err(category_error)?;
+    app.store
+        .audit(AuditRecord::new(&caller.actor(), "product.created", "product", p.id).after(&p))
+        .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+#[utoipa::path(put, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)), request_body = ProductBody,
+    responses((status = 200, body = Product), (status = 401), (status = 403), (status = 404), (status = 422)))]
+pub async fn update_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ProductBody>,
+) -> Result<Json<Product>, ApiError> {
+    caller.require(EDITORS)?;
+    let id = path_id(&id, "id")?;
+    let input = body.validate()?;
+    let (before, after) = app
+        .store
+        .update_product(id, &input)
+        .await
+        .map_err(category_error)?;
+    app.store
+        .audit(
+            AuditRecord::new(&caller.actor(), "product.updated", "product", id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(delete, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+pub async fn delete_product(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(EDITORS)?;
+    let id = path_id(&id, "id")?;
+    let p = app.store.delete_product(id).await?;
+    app.store
+        .audit(AuditRecord::new(&caller.actor(), "product.deleted", "product", id).before(&p))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/products/{id}/stock", tag = "catalog", params(("id" = i64, Path)), request_body = StockBody,
+    responses((status = 200, body = StockAdded), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
+pub async fn add_stock(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StockBody>,
+) -> Result<Json<StockAdded>, ApiError> {
+    caller.require(EDITORS)?;
+    let id = path_id(&id, "id")?;
+    if body.items.is_empty() || body.items.len() > 1_000 {
+        return Err(ApiError::invalid("items", "1 to 1000 items per upload"));
+    }
+    for (i, item) in body.items.iter().enumerate() {
+        check_text(&format!("items[{i}]"), item, 1, 2000)?;
+    }
+    let added = app.store.add_stock(id, &body.items).await?;
+    let available = app.store.stock_available(id).await?;
+    app.store
+        .audit(
+            AuditRecord::new(&caller.actor(), "stock.added", "product", id)
+                .after(&serde_json::json!({"added": added, "available": available})),
+        )
+        .await?;
+    Ok(Json(StockAdded { added, available }))
+}

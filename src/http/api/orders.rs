@@ -1,0 +1,238 @@
+//! `/orders`: create purchases, consultations and top-ups, list and read them, and move them
+//! along the state machine (the customer is told through the bot).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
+use crate::domain::{Money, OrderStatus, ProductKind, Role, now_ms};
+use crate::http::AppState;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::store::{NewOrder, Order, OrderFilter};
+
+const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Service, Role::Agent];
+const CREATORS: &[Role] = &[Role::Admin, Role::Operator, Role::Service];
+const EDITORS: &[Role] = &[Role::Admin, Role::Operator];
+
+/// A new order: a product (with a quantity, and a request text for services) or a top-up.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderBody {
+    pub user_id: i64,
+    /// The product; leave out for a top-up.
+    #[serde(default)]
+    pub product_id: Option<i64>,
+    /// Items of a digital product (1 to 100, default 1).
+    #[serde(default)]
+    pub quantity: Option<i64>,
+    /// What the customer asks for (services), up to 1000 characters.
+    #[serde(default)]
+    pub request_text: Option<String>,
+    /// Amount of a top-up, as a decimal string.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub topup_amount: Option<Money>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    pub status: OrderStatus,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<i64>,
+    pub agent_id: Option<i64>,
+    /// Created at or after (Unix ms).
+    pub since: Option<i64>,
+    /// Created before (Unix ms).
+    pub until: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/orders", tag = "orders", params(OrderQuery),
+    responses((status = 200, body = Listing<Order>), (status = 401), (status = 403), (status = 422)))]
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<OrderQuery>,
+) -> Result<Json<Listing<Order>>, ApiError> {
+    caller.require(READERS)?;
+    let page = PageParams {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .page()?;
+    let mut agent_id = q.agent_id;
+    if let Some(own) = caller.agent_scope(&app.store, "view_orders").await? {
+        if agent_id.is_some_and(|a| a != own) {
+            return Err(ApiError::forbidden(
+                "an agent sees only its own referrals' orders",
+            ));
+        }
+        agent_id = Some(own);
+    }
+    let filter = OrderFilter {
+        status: q.status,
+        user_id: q.user_id,
+        agent_id,
+        since: q.since,
+        until: q.until,
+    };
+    Ok(Json(Listing::new(
+        app.store.list_orders(&filter, page).await?,
+        page,
+    )))
+}
+
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)),
+    responses((status = 200, body = Order), (status = 401), (status = 404)))]
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
+    caller.require(READERS)?;
+    let order = app.store.order(path_id(&id, "id")?).await?;
+    if let Some(own) = caller.agent_scope(&app.store, "view_orders").await?
+        && order.agent_id != Some(own)
+    {
+        return Err(ApiError::not_found("order"));
+    }
+    Ok(Json(order))
+}
+
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = OrderBody,
+    responses((status = 201, body = Order, description = "The order with its unique payable amount, wallet and deadline"),
+        (status = 401), (status = 403), (status = 404), (status = 409), (status = 422), (status = 503, description = "All payable amounts are in use")))]
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<OrderBody>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    caller.require(CREATORS)?;
+    let user = app
+        .store
+        .user(body.user_id)
+        .await
+        .map_err(|_| ApiError::invalid("user_id", "no such user"))?;
+    let new = match (body.product_id, body.topup_amount) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "topup_amount",
+                "give either product_id or topup_amount",
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "product_id",
+                "give either product_id or topup_amount",
+            ));
+        }
+        (None, Some(amount)) => {
+            if amount < Money::from_micros(1_000_000) || amount > Money::from_micros(10_000_000_000)
+            {
+                return Err(ApiError::invalid(
+                    "topup_amount",
+                    "between 1 and 10000 USDT",
+                ));
+            }
+            NewOrder {
+                user_id: user.id,
+                product_id: None,
+                kind: ProductKind::Topup,
+                quantity: 1,
+                price: amount,
+                chain: crate::payments::CHAIN.to_owned(),
+                token: crate::payments::TOKEN.to_owned(),
+                request_text: None,
+                expires_at: now_ms(),
+            }
+        }
+        (Some(product_id), None) => {
+            let product = app
+                .store
+                .product(product_id)
+                .await
+                .map_err(|_| ApiError::invalid("product_id", "no such product"))?;
+            if product.hidden {
+                return Err(ApiError::invalid(
+                    "product_id",
+                    "the product is not on sale",
+                ));
+            }
+            let quantity = body.quantity.unwrap_or(1);
+            if !(1..=100).contains(&quantity) {
+                return Err(ApiError::invalid("quantity", "between 1 and 100"));
+            }
+            if product.kind != ProductKind::Digital && quantity != 1 {
+                return Err(ApiError::invalid(
+                    "quantity",
+                    "only digital goods come in quantities",
+                ));
+            }
+            if product.kind == ProductKind::Digital
+                && app.store.stock_available(product.id).await? < quantity
+            {
+                return Err(ApiError::conflict("not enough stock"));
+            }
+            if let Some(text) = &body.request_text {
+                check_text("request_text", text, 1, crate::bot::MAX_REQUEST_CHARS)?;
+            }
+            NewOrder {
+                user_id: user.id,
+                product_id: Some(product.id),
+                kind: product.kind,
+                quantity,
+                price: product
+                    .price
+                    .checked_mul(quantity)
+                    .ok_or_else(|| ApiError::invalid("quantity", "too large"))?,
+                chain: crate::payments::CHAIN.to_owned(),
+                token: crate::payments::TOKEN.to_owned(),
+                request_text: body.request_text,
+                expires_at: now_ms(),
+            }
+        }
+    };
+    let order = app.orders.create(&new, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+#[utoipa::path(put, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)), request_body = StatusBody,
+    responses((status = 200, body = Order), (status = 401), (status = 403), (status = 404), (status = 409, description = "The state machine refuses the change"), (status = 422)))]
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StatusBody>,
+) -> Result<Json<Order>, ApiError> {
+    caller.require(EDITORS)?;
+    let id = path_id(&id, "id")?;
+    let current = app.store.order(id).await?;
+    if current.status == OrderStatus::PendingPayment {
+        // a pending order belongs to its order actor: it frees the amount into quarantine
+        return match body.status {
+            OrderStatus::Cancelled => Ok(Json(app.orders.cancel(id, &caller.actor()).await?)),
+            to => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "illegal_transition",
+                format!(
+                    "an order cannot go from pending_payment to {to} by hand; payments arrive as transfers"
+                ),
+            )),
+        };
+    }
+    let (_, after) = app
+        .store
+        .set_order_status(id, body.status, &caller.actor())
+        .await?;
+    Ok(Json(after))
+}
