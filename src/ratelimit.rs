@@ -84,6 +84,13 @@ impl RateLimiter {
         self.check_at(user, now_ms()).await
     }
 
+    /// Forgets idle in-process counters (Redis keys expire on their own).
+    pub fn sweep(&self, now: i64) {
+        if let RateLimiter::Local(l) = self {
+            l.sweep(now);
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             RateLimiter::Local(_) => "in-process",

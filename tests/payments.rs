@@ -137,9 +137,11 @@ async fn a_trongrid_payment_is_seen_confirmed_paid_and_delivered() {
             && actions.contains("order.fulfilled"),
         "{actions:?}"
     );
-    assert!(
-        db.store.live_allocations().await.unwrap().is_empty(),
-        "the amount is free again"
+    let held = db.store.live_allocations().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(
+        held[0].state, "quarantined",
+        "a paid amount rests before it is handed out again"
     );
     let requests = tg.requests();
     assert!(
@@ -863,5 +865,37 @@ async fn demo_chain_payments_go_through_the_same_pipeline() {
     assert_eq!(first.placement, telebot::payments::Placement::Confirming);
     wait_status(&db.store, order.id, OrderStatus::Delivered).await;
     assert!(has_event(&db.store, "customer", "payment_seen", order.id).await);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_repeated_payment_is_credited_to_its_payer_not_to_a_new_order() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(&db.url, &tg_vars(&tg, "seen")).await;
+    let (user, product) = shop(&db.store, 113, "6", 3).await;
+    let first = order_for(&app.app, user.id, &product, 1).await;
+    tg.push(transfer_to(first.payable_amount, true));
+    wait_status(&db.store, first.id, OrderStatus::Delivered).await;
+    // another customer orders the same product: the paid amount is not handed out again
+    let (other, _) = shop(&db.store, 114, "1", 0).await;
+    let second = order_for(&app.app, other.id, &product, 1).await;
+    assert_ne!(second.payable_amount, first.payable_amount);
+    // the first customer's wallet app sends the payment once more
+    tg.push(transfer_to(first.payable_amount, true));
+    let credited = wait_for(
+        "the repeated payment credited to its payer",
+        LIMIT,
+        || async {
+            let u = db.store.user(user.id).await.unwrap();
+            (u.balance == first.payable_amount).then_some(u)
+        },
+    )
+    .await;
+    assert_eq!(credited.balance.to_string(), "6.001000");
+    assert_eq!(
+        db.store.order(second.id).await.unwrap().status,
+        OrderStatus::PendingPayment
+    );
     app.shutdown().await;
 }

@@ -171,6 +171,7 @@ impl Actor for BotRouter {
                     }
                 }
                 state.active.set(state.sessions.len() as f64);
+                self.env.limiter.sweep(crate::domain::now_ms());
             }
         }
         Ok(())

@@ -47,7 +47,15 @@ impl Broadcaster {
                 if self.store.broadcast(b.id).await?.status != "running" {
                     break;
                 }
-                let sent = self.outbound.send_text(chat, &b.text, None).await.is_ok();
+                let sent = match self.outbound.send_text(chat, &b.text, None).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        if e.user_is_gone() {
+                            self.store.mark_blocked(chat).await?;
+                        }
+                        false
+                    }
+                };
                 self.store.broadcast_progress(b.id, user_id, sent).await?;
             }
         }

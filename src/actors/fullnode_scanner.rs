@@ -27,6 +27,8 @@ const CURSOR_KEY: &str = "tron:fullnode";
 pub const BLOCK_MS: i64 = 3_000;
 /// Confirmed blocks read per poll before the actor takes its next message.
 const BATCH: i64 = 100;
+/// Safety margin on estimated block times (see `poll_into`).
+const POSITION_MARGIN_MS: i64 = 60_000;
 /// Unconfirmed blocks read per poll for "seen" notices.
 const SEEN_BATCH: i64 = 30;
 
@@ -183,7 +185,9 @@ impl FullNodeScanner {
         )
         .await?;
         for t in parse_block_transfers(&body, &self.contract, &self.wallets)? {
-            self.payments.ingest(&t.to_new(confirmed, SOURCE)).await?;
+            self.payments
+                .ingest_from_scanner(&t.to_new(confirmed, SOURCE))
+                .await?;
         }
         Ok(())
     }
@@ -220,7 +224,10 @@ impl FullNodeScanner {
                 .number
                 .min(head.number),
         };
-        let time_of = |block: i64| head.timestamp - (head.number - block) * BLOCK_MS;
+        // block times are estimated back from the head at one block per 3 s; skipped slots
+        // make real times earlier, so one minute of margin keeps the estimate on the safe side
+        let time_of =
+            |block: i64| head.timestamp - (head.number - block) * BLOCK_MS - POSITION_MARGIN_MS;
         let start_after =
             cursor.unwrap_or_else(|| (tip - self.initial_lookback_ms / BLOCK_MS).max(0));
         let last = tip.min(start_after + BATCH);

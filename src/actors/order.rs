@@ -37,6 +37,7 @@ impl OrderEnv {
             commission_hold_ms: self.commission_hold_ms,
             callbacks: self.callbacks,
             manual: false,
+            quarantine_until: crate::domain::now_ms() + self.quarantine_ms,
         }
     }
 }

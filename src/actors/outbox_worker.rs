@@ -56,14 +56,18 @@ impl OutboxWorker {
         let notice = notices::customer(&self.store, &event)
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
-        match notice {
-            Some(n) => self
-                .outbound
-                .send_text(n.chat_id, &n.text, None)
-                .await
-                .map(|_| ()),
-            None => Ok(()),
+        let Some(n) = notice else { return Ok(()) };
+        let result = self
+            .outbound
+            .send_text(n.chat_id, &n.text, None)
+            .await
+            .map(|_| ());
+        if let Err(e) = &result
+            && e.user_is_gone()
+        {
+            let _ = self.store.mark_blocked(n.chat_id).await;
         }
+        result
     }
 
     async fn deliver_operator(&self, m: &OutboxMessage) -> Result<(), SendError> {

@@ -89,8 +89,9 @@ impl Actor for TronGridScanner {
         let mut cursors = HashMap::new();
         for w in &self.wallets {
             let w = w.to_string();
+            // every poll reads from the cursor minus the overlap, resumed ones included
             let start = match self.payments.store.scan_cursor(&cursor_key(&w)).await? {
-                Some(saved) => saved - self.overlap_ms,
+                Some(saved) => saved,
                 None => now_ms() - self.initial_lookback_ms,
             };
             cursors.insert(w, start);
@@ -158,13 +159,23 @@ impl Actor for TronGridScanner {
                             SOLIDIFY_MS
                         };
                         let min_cursor = state.cursors.values().copied().min();
+                        // a listing cut short is read only up to its cursor, not up to now
+                        let read_up_to = if report.truncated {
+                            min_cursor.unwrap_or(0)
+                        } else {
+                            report.started_at - confirmed_delay
+                        };
                         self.progress.advance(
                             SOURCE,
-                            report.started_at - confirmed_delay,
+                            read_up_to,
                             Some(report.started_at),
                             min_cursor,
                         );
-                        self.poll_interval
+                        if report.truncated {
+                            Duration::ZERO
+                        } else {
+                            self.poll_interval
+                        }
                     }
                     Some(fault) => {
                         state.failures += 1;
@@ -202,10 +213,11 @@ impl TronGridScanner {
                 .read_listing(client, wallet, cursor - self.overlap_ms, listing)
                 .await
             {
-                Ok(latest) => {
+                Ok((latest, complete)) => {
                     report
                         .cursors
                         .insert(key, latest.unwrap_or(cursor).max(cursor));
+                    report.truncated |= !complete;
                 }
                 Err(f) => {
                     report.fault = Some(f);
@@ -230,14 +242,15 @@ impl TronGridScanner {
     }
 
     /// Reads one listing from `min_timestamp`, page by page, and ingests what it finds.
-    /// Returns the latest block time read.
+    /// Returns the latest block time read, and whether the listing was read to its end (a long
+    /// one is continued at the next poll).
     async fn read_listing(
         &self,
         client: &reqwest::Client,
         wallet: &TronAddress,
         min_timestamp: i64,
         listing: Listing,
-    ) -> Result<Option<i64>, ScanFault> {
+    ) -> Result<(Option<i64>, bool), ScanFault> {
         let url = format!(
             "{}/v1/accounts/{}/transactions/trc20",
             self.base_url.trim_end_matches('/'),
@@ -270,15 +283,17 @@ impl TronGridScanner {
             let page = parse_trongrid_page(&body, wallet, &self.contract, latest, &mut indexer)?;
             let confirmed = listing != Listing::Unconfirmed;
             for t in &page.transfers {
-                self.payments.ingest(&t.to_new(confirmed, SOURCE)).await?;
+                self.payments
+                    .ingest_from_scanner(&t.to_new(confirmed, SOURCE))
+                    .await?;
             }
             latest = page.last_time.or(latest);
             match page.fingerprint {
                 Some(f) if page.items >= PAGE_LIMIT => fingerprint = Some(f),
-                _ => return Ok(latest),
+                _ => return Ok((latest, true)),
             }
         }
         // more pages than one poll reads: what was read is complete up to `latest`
-        Ok(latest)
+        Ok((latest, false))
     }
 }

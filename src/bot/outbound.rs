@@ -83,15 +83,43 @@ impl SendError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, SendError::Refused(_))
     }
+
+    /// The user blocked the bot (or deleted their account): stop writing to them.
+    pub fn user_is_gone(&self) -> bool {
+        matches!(self, SendError::Refused(m) if m.contains("blocked by the user") || m.contains("user is deactivated"))
+    }
 }
 
-fn html(text: &str) -> String {
-    // Telegram's hard limit is 4096 characters; cut on a character boundary
-    if text.chars().count() <= 4096 {
-        text.to_owned()
-    } else {
-        text.chars().take(4090).collect::<String>() + "…"
+/// Telegram's limits: 4096 characters of message text, 1024 of photo caption.
+const TEXT_LIMIT: usize = 4096;
+const CAPTION_LIMIT: usize = 1024;
+
+/// Fits HTML text into `max` characters. Text that fits is sent as it is; longer text loses its
+/// tags (so no tag is left open) and is cut where no entity is split.
+fn fit_html(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
     }
+    let mut plain = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    if plain.chars().count() <= max {
+        return plain;
+    }
+    let mut cut: String = plain.chars().take(max - 1).collect();
+    if let Some(amp) = cut.rfind('&')
+        && !cut[amp..].contains(';')
+    {
+        cut.truncate(amp);
+    }
+    cut + "…"
 }
 
 impl Outbound {
@@ -200,7 +228,7 @@ impl Outbound {
         text: &str,
         markup: Option<InlineKeyboardMarkup>,
     ) -> Result<Message, SendError> {
-        let text = html(text);
+        let text = fit_html(text, TEXT_LIMIT);
         self.call(Some(chat), || {
             let mut r = self
                 .bot
@@ -222,7 +250,7 @@ impl Outbound {
         text: &str,
         markup: Option<InlineKeyboardMarkup>,
     ) -> Result<(), SendError> {
-        let text = html(text);
+        let text = fit_html(text, TEXT_LIMIT);
         let result = self
             .call(Some(chat), || {
                 let mut r = self
@@ -249,7 +277,7 @@ impl Outbound {
         caption: &str,
         markup: Option<InlineKeyboardMarkup>,
     ) -> Result<Message, SendError> {
-        let caption = html(caption);
+        let caption = fit_html(caption, CAPTION_LIMIT);
         self.call(Some(chat), || {
             let mut r = self
                 .bot
@@ -306,6 +334,19 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_html_is_cut_without_broken_tags_or_entities() {
+        assert_eq!(fit_html("<b>short</b>", 20), "<b>short</b>");
+        let long = format!("<b>{}</b> &amp; more", "x".repeat(30));
+        let cut = fit_html(&long, 34);
+        assert!(cut.chars().count() <= 34, "{cut}");
+        assert!(
+            !cut.contains('<') && !cut.contains('&'),
+            "no tag, no half entity: {cut}"
+        );
+        assert!(cut.ends_with('…'));
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_one_per_period() {

@@ -316,7 +316,7 @@ async fn catalog(env: &BotEnv, s: &Session, target: Target, page: u32) -> Result
         .collect();
     entries.extend(loose.iter().map(|p| {
         button(
-            format!("{} · {}", p.name(lang.code()), p.price),
+            format!("{} · {} USDT", p.name(lang.code()), p.price),
             Action::Product(p.id),
         )
     }));
@@ -832,8 +832,8 @@ async fn pay_from_balance(env: &BotEnv, s: &Session, id: i64) -> Result<Option<S
         }
         Ok(PayOutcome::NotPending(status)) | Err(OrderError::NotPending(status)) => tf(
             lang,
-            "order.cannot_cancel",
-            &[("status", &status_text(lang, status))],
+            "pay.done",
+            &[("id", &id), ("status", &status_text(lang, status))],
         ),
         Ok(_) | Err(_) => t(lang, "order.failed").to_owned(),
     }))

@@ -466,6 +466,9 @@ impl Simulator {
         caption: Option<String>,
         markup: Option<Value>,
     ) -> Result<Value, ApiFailure> {
+        if caption.as_ref().is_some_and(|c| c.chars().count() > 1024) {
+            return Err(ApiFailure::bad_request("message caption is too long"));
+        }
         let file_id = format!("sim-photo-{:016x}", rand::random::<u64>());
         self.bot_message(chat_id, None, Some((file_id, bytes)), caption, markup)
     }

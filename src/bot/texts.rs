@@ -61,7 +61,8 @@ pub fn keys(lang: Language) -> Vec<String> {
     v
 }
 
-/// The text of `key`; English when a translation is missing; the key itself if both are.
+/// The text of `key`; English when a translation is missing; `…` (and an error in the log) if
+/// both are.
 pub fn t(lang: Language, key: &str) -> &'static str {
     let c = catalogs();
     let primary = match lang {

@@ -53,7 +53,8 @@ pub enum MatchResult {
 /// How an allocation ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReleaseReason {
-    /// Paid: the amount is free at once.
+    /// Paid: the amount rests in quarantine, so a second identical payment is recognised as
+    /// belonging to this order (and credited) rather than paying someone else's.
     Paid,
     /// Expired or cancelled: the amount rests in quarantine.
     Expired,
@@ -203,11 +204,11 @@ impl AllocationTable {
         };
         self.pending -= usize::from(is_pending(self.holds.get(&key)));
         match reason {
-            ReleaseReason::Paid | ReleaseReason::Abandoned => {
+            ReleaseReason::Abandoned => {
                 self.holds.remove(&key);
                 self.by_order.remove(&order_id);
             }
-            ReleaseReason::Expired => {
+            ReleaseReason::Paid | ReleaseReason::Expired => {
                 self.holds.insert(
                     key,
                     Hold::Quarantined {
@@ -284,10 +285,20 @@ mod tests {
             t.allocate(2, PRICE, 0).unwrap().0.amount.to_string(),
             "10.002000"
         );
-        t.release(1, ReleaseReason::Paid, 1);
+        t.release(1, ReleaseReason::Abandoned, 1);
         assert_eq!(
             t.allocate(3, PRICE, 1).unwrap().0.amount.to_string(),
             "10.001000"
+        );
+        // a paid amount rests like an expired one: a repeated payment stays with its order
+        t.release(3, ReleaseReason::Paid, 2);
+        assert_eq!(
+            t.allocate(4, PRICE, 3).unwrap().0.amount.to_string(),
+            "10.003000"
+        );
+        assert_eq!(
+            t.match_transfer(0, Money::from_micros(10_001_000), 4),
+            MatchResult::Late(3)
         );
     }
 

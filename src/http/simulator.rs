@@ -60,18 +60,7 @@ async fn read_params(request: Request) -> Result<Params, ApiFailure> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let query: Value = request
-        .uri()
-        .query()
-        .map(|q| {
-            Value::Object(
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                    .collect(),
-            )
-        })
-        .unwrap_or(json!({}));
+    let query = decode_form(request.uri().query().unwrap_or(""));
     if content_type.starts_with("multipart/form-data") {
         let mut multipart =
             Multipart::from_request(request, &())
@@ -116,18 +105,23 @@ async fn read_params(request: Request) -> Result<Params, ApiFailure> {
         });
     }
     let values = if content_type.starts_with("application/x-www-form-urlencoded") {
-        Value::Object(
-            String::from_utf8_lossy(&body)
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
-                .collect(),
-        )
+        decode_form(&String::from_utf8_lossy(&body))
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiFailure::bad(format!("can't parse JSON: {e}")))?
     };
     Ok(Params { values, file: None })
+}
+
+/// `a=1&b=x%20y` as a JSON object of strings (percent-decoded).
+fn decode_form(text: &str) -> Value {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(text).unwrap_or_default();
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    )
 }
 
 impl ApiFailure {

@@ -16,6 +16,8 @@ pub struct TronGridPoll {
     pub cursors: HashMap<String, i64>,
     /// When the poll started (Unix ms).
     pub started_at: i64,
+    /// A listing was longer than one poll reads; the rest comes at the next poll.
+    pub truncated: bool,
     pub fault: Option<ScanFault>,
 }
 

@@ -122,6 +122,24 @@ impl Payments {
         self.place(&transfer).await
     }
 
+    /// Like [`Payments::ingest`], for scanners: a report that contradicts an earlier one (same
+    /// transaction and index, different amount or receiver) is logged, counted and skipped, so
+    /// one bad report cannot stop a scanner's cursor.
+    pub async fn ingest_from_scanner(
+        &self,
+        t: &NewTransfer,
+    ) -> Result<Option<Ingested>, PaymentsError> {
+        match self.ingest(t).await {
+            Ok(i) => Ok(Some(i)),
+            Err(PaymentsError::Store(StoreError::Conflict(m))) => {
+                metrics::counter!("scanner_errors_total", "chain" => CHAIN, "kind" => "conflicting_report").increment(1);
+                tracing::error!(txid = %t.txid, source = %t.source, "{m}; the first report is kept");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Places a confirmed transfer that is still `pending`; reports an earlier placement
     /// otherwise.
     pub async fn place(&self, transfer: &Transfer) -> Result<Ingested, PaymentsError> {
@@ -148,7 +166,9 @@ impl Payments {
             placement,
             order_id,
         };
-        if t.chain != CHAIN || t.token != TOKEN || !self.is_our_wallet(&t.to_address) {
+        // the wallet is not checked against the configuration: a wallet taken out of it may
+        // still hold amounts of pending orders, and the matcher and database know those
+        if t.chain != CHAIN || t.token != TOKEN {
             return self.unmatched(t).await;
         }
         let verdict = match self
@@ -268,6 +288,8 @@ impl Payments {
     /// Places every confirmed transfer left `pending` (a crash or fault between recording and
     /// placing). Returns how many were placed.
     pub async fn reconcile(&self) -> Result<usize, PaymentsError> {
+        // quarantines that are over free their amounts in the database as well
+        self.store.release_quarantined(now_ms()).await?;
         let pending = self.store.unprocessed_transfers().await?;
         let mut placed = 0;
         for t in pending {

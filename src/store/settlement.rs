@@ -65,25 +65,28 @@ macro_rules! fulfil {
         let mut delivery: Option<String> = None;
         match order.kind {
             ProductKind::Digital => {
-                let available: i64 = sqlx::query_scalar("select count(*) from stock_items where product_id = $1 and order_id is null")
+                // `order_id is null` is checked again on each row: on PostgreSQL a concurrent
+                // order may take an item between the subselect and the update
+                let items: Vec<String> = sqlx::query_scalar(
+                    "update stock_items set order_id = $1, delivered_at = $2 where order_id is null and id in \
+                     (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
+                     returning content")
+                    .bind(order_id)
+                    .bind(now)
                     .bind(order.product_id)
-                    .fetch_one(&mut *$tx)
+                    .bind(order.quantity)
+                    .fetch_all(&mut *$tx)
                     .await?;
-                if available >= order.quantity {
-                    let items: Vec<String> = sqlx::query_scalar(
-                        "update stock_items set order_id = $1, delivered_at = $2 where id in \
-                         (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
-                         returning content")
-                        .bind(order_id)
-                        .bind(now)
-                        .bind(order.product_id)
-                        .bind(order.quantity)
-                        .fetch_all(&mut *$tx)
-                        .await?;
+                if items.len() as i64 == order.quantity {
                     delivery = Some(items.join("\n"));
                     status = OrderStatus::Delivered;
                     enqueue_outbox!(&mut *$tx, OUTBOX_CUSTOMER, Some(format!("delivered:{order_id}")), event("order_delivered", order))?;
                 } else {
+                    // not enough left: give back what was taken, an operator delivers by hand
+                    sqlx::query("update stock_items set order_id = null, delivered_at = null where order_id = $1")
+                        .bind(order_id)
+                        .execute(&mut *$tx)
+                        .await?;
                     enqueue_outbox!(&mut *$tx, OUTBOX_OPERATOR, Some(format!("stock:{order_id}")), event("stock_exhausted", order))?;
                 }
             }
@@ -114,6 +117,20 @@ macro_rules! fulfil {
     }};
 }
 
+/// A paid order's amount rests in quarantine too, so a customer who sends the same payment
+/// twice is credited (late-payment rule) instead of paying a stranger's new order.
+macro_rules! quarantine_paid {
+    ($tx:expr, $order_id:expr, $ctx:expr) => {
+        sqlx::query(
+            "update allocations set state = 'quarantined', quarantine_until = $2 where order_id = $1 and state = 'pending'",
+        )
+        .bind($order_id)
+        .bind($ctx.quarantine_until)
+        .execute(&mut *$tx)
+        .await
+    };
+}
+
 /// Outbox kinds.
 pub const OUTBOX_CUSTOMER: &str = "customer";
 pub const OUTBOX_OPERATOR: &str = "operator";
@@ -131,6 +148,8 @@ pub struct SettleContext<'a> {
     /// An operator assigns the transfer by hand: unmatched or held transfers are accepted and
     /// the amount, wallet and window are not checked.
     pub manual: bool,
+    /// Until when the amount of a paid order stays out of reach (Unix ms).
+    pub quarantine_until: i64,
 }
 
 /// What paying an order did.
@@ -209,24 +228,31 @@ impl Store {
                 }
             }
             let outcome = if ctx.manual { "assigned" } else { "matched" };
-            sqlx::query("update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5")
+            // both updates are conditional and counted: on PostgreSQL another instance may have
+            // settled the transfer or closed the order since the reads above
+            let claimed = sqlx::query("update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5")
                 .bind(transfer_id)
                 .bind(order_id)
                 .bind(now)
                 .bind(outcome)
                 .bind(&transfer.outcome)
                 .execute(&mut *tx)
-                .await?;
-            sqlx::query("update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 where id = $1 and status = 'pending_payment'")
+                .await?
+                .rows_affected();
+            if claimed != 1 {
+                return Ok(PayOutcome::AlreadySettled);
+            }
+            let paid = sqlx::query("update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 where id = $1 and status = 'pending_payment'")
                 .bind(order_id)
                 .bind(now)
                 .bind(transfer_id)
                 .execute(&mut *tx)
-                .await?;
-            sqlx::query("update allocations set state = 'released' where order_id = $1 and state = 'pending'")
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if paid != 1 {
+                return Ok(PayOutcome::NotPending(OrderStatus::Paid));
+            }
+            quarantine_paid!(tx, order_id, ctx)?;
             let action = format!("transfer.{outcome}");
             append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, &action, "transfer", transfer_id)
                 .before(&json!({"outcome": transfer.outcome}))
@@ -274,15 +300,17 @@ impl Store {
             if debited.is_none() {
                 return Ok(PayOutcome::InsufficientBalance);
             }
-            sqlx::query("update orders set status = 'paid', paid_at = $2, paid_from_balance = true, updated_at = $2 where id = $1 and status = 'pending_payment'")
+            let paid = sqlx::query("update orders set status = 'paid', paid_at = $2, paid_from_balance = true, updated_at = $2 where id = $1 and status = 'pending_payment'")
                 .bind(order_id)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-            sqlx::query("update allocations set state = 'released' where order_id = $1 and state = 'pending'")
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if paid != 1 {
+                // closed meanwhile by another instance: the debit above rolls back
+                return Ok(PayOutcome::NotPending(OrderStatus::Paid));
+            }
+            quarantine_paid!(tx, order_id, ctx)?;
             append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
                 .before(&json!({"status": "pending_payment"}))
                 .after(&json!({"status": "paid", "from_balance": order.price})))?;

@@ -77,7 +77,7 @@ impl Store {
         let user: User = on_pool!(self, pool => {
             sqlx::query_as(
                 concat!(
-                    "update users set username = $2, first_name = $3, updated_at = $4 \
+                    "update users set username = $2, first_name = $3, updated_at = $4, blocked = false \
                      where telegram_id = $1 returning ",
                     user_columns!()
                 ),
@@ -159,6 +159,19 @@ impl Store {
             .rows_affected()
         });
         Ok(n == 1)
+    }
+
+    /// The user blocked the bot: broadcasts and notices stop until they write again.
+    pub async fn mark_blocked(&self, telegram_id: i64) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("update users set blocked = true, updated_at = $2 where telegram_id = $1")
+                .bind(telegram_id)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
     }
 
     pub async fn list_users(&self, filter: &UserFilter, page: Page) -> StoreResult<Vec<User>> {
