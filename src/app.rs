@@ -205,19 +205,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
 
     // the HTTP server starts before the tree: the bot's intake polls the simulator through it
-    let (stop_http, mut stop_rx) = watch::channel(false);
+    let (stop_http, stop_rx) = watch::channel(false);
     let router = crate::http::router(app.clone());
-    let http = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop_rx.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
+    let http = spawn_server(listener, router, stop_rx.clone());
+    if config.metrics.enabled && !config.metrics.addr.is_empty() {
+        let addr: SocketAddr = config
+            .metrics
+            .addr
+            .parse()
+            .map_err(|_| StartError::Listen {
+                addr: config.http.addr,
+                source: std::io::Error::other("metrics.addr is not HOST:PORT"),
+            })?;
+        let metrics_listener = TcpListener::bind(addr)
             .await
-        {
-            tracing::error!(error = %e, "http server failed");
-        }
-    });
+            .map_err(|source| StartError::Listen { addr, source })?;
+        let metrics_router =
+            axum::Router::new().route("/metrics", axum::routing::get(crate::http::health::metrics));
+        // runs until the same shutdown signal; its handle is not awaited: it has no work in flight
+        drop(spawn_server(metrics_listener, metrics_router, stop_rx));
+    }
     let (root, root_done) = match Actor::spawn(None, root_supervisor(&app), ()).await {
         Ok(r) => r,
         Err(e) => {
@@ -477,4 +484,23 @@ where
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Serves `router` on `listener` until `stop` turns true, finishing in-flight requests.
+fn spawn_server(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "http server failed");
+        }
+    })
 }

@@ -303,6 +303,8 @@ pub struct TronConfig {
     pub request_timeout: Duration,
     #[serde(with = "duration_str")]
     pub max_backoff: Duration,
+    #[serde(with = "duration_str")]
+    pub stall_threshold: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

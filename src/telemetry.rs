@@ -67,12 +67,65 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Help texts for the exposition.
+/// Help texts for the exposition, and every unlabelled series created at zero so a fresh
+/// instance already exposes them (rates work from the first scrape).
 fn describe() {
-    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
+    describe_counter!("bot_updates_total", "Telegram updates handled, by kind");
+    describe_histogram!(
+        "bot_update_duration_seconds",
+        Unit::Seconds,
+        "Time from receiving an update to finishing it"
+    );
+    describe_gauge!("bot_sessions_active", "Session actors alive");
+    describe_counter!(
+        "rate_limited_total",
+        "Bot updates refused by the per-user rate limit"
+    );
+    describe_counter!(
+        "rate_limit_errors_total",
+        "Rate-limit checks that failed (Redis down)"
+    );
+    describe_counter!("orders_created_total", "Orders created");
+    describe_counter!(
+        "orders_paid_total",
+        "Orders paid (by transfer or from the balance)"
+    );
+    describe_counter!("orders_expired_total", "Orders expired without payment");
+    describe_histogram!(
+        "order_payment_duration_seconds",
+        Unit::Seconds,
+        "Time from order creation to payment"
+    );
+    describe_counter!(
+        "payments_matched_total",
+        "Confirmed transfers placed, by outcome"
+    );
+    describe_histogram!(
+        "payment_detection_latency_seconds",
+        Unit::Seconds,
+        "Time from a transfer's block to the order being paid"
+    );
+    describe_gauge!(
+        "scanner_lag_seconds",
+        Unit::Seconds,
+        "How far behind now each chain scanner has read"
+    );
+    describe_counter!(
+        "scanner_errors_total",
+        "Upstream faults of the chain scanners, by kind"
+    );
+    describe_gauge!(
+        "matcher_allocations_active",
+        "Unique amounts held by pending orders, by chain"
+    );
+    describe_counter!(
+        "matcher_slots_exhausted_total",
+        "Orders refused because every unique amount was in use"
+    );
     describe_counter!(
         "actor_restarts_total",
-        "Restarts of supervised subsystems, by path"
+        "Restarts of supervised subsystems and actors, by path"
     );
     describe_counter!(
         "http_requests_total",
@@ -83,20 +136,29 @@ fn describe() {
         Unit::Seconds,
         "HTTP request handling time, by route template"
     );
-    describe_counter!(
-        "rate_limited_total",
-        "Bot updates refused by the per-user rate limit"
-    );
-    describe_counter!(
-        "rate_limit_errors_total",
-        "Rate-limit checks that failed (Redis down)"
-    );
     describe_gauge!(
-        "matcher_allocations_active",
-        "Unique amounts held by pending orders, by chain"
+        "outbox_pending",
+        "Notifications and callbacks waiting to be delivered"
     );
     describe_counter!(
-        "matcher_slots_exhausted_total",
-        "Orders refused because every unique amount was in use"
+        "telegram_send_retries_total",
+        "Bot API calls retried (after 429 or a network fault), by reason"
     );
+    for name in [
+        "rate_limited_total",
+        "orders_created_total",
+        "orders_paid_total",
+        "orders_expired_total",
+        "matcher_slots_exhausted_total",
+    ] {
+        counter!(name).increment(0);
+    }
+    for outcome in ["paid", "late_credited", "review", "unmatched", "duplicate"] {
+        counter!("payments_matched_total", "outcome" => outcome).increment(0);
+    }
+    for reason in ["retry_after", "network"] {
+        counter!("telegram_send_retries_total", "reason" => reason).increment(0);
+    }
+    gauge!("outbox_pending").set(0.0);
+    gauge!("bot_sessions_active").set(0.0);
 }

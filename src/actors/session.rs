@@ -89,6 +89,7 @@ impl SessionActor {
             tracing::warn!(error = %e, "update not fully handled");
         }
         session.first_contact = false;
+        tracing::debug!("update handled");
         if session.saved != before {
             let json = serde_json::to_string(&session.saved).unwrap_or_else(|_| "{}".to_owned());
             self.env

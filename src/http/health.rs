@@ -32,11 +32,20 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     if subsystems.is_empty() {
         problems.push("supervision tree not started".to_owned());
     }
+    let threshold = i64::try_from(app.config.tron.stall_threshold.as_millis()).unwrap_or(i64::MAX);
+    problems.extend(app.progress.stalled(threshold));
+    let scanners: serde_json::Map<String, serde_json::Value> = app
+        .progress
+        .statuses()
+        .into_iter()
+        .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or_default()))
+        .collect();
     let ready = problems.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
         "subsystems": subsystems,
+        "scanners": scanners,
         "problems": problems,
     });
     let code = if ready {

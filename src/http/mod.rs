@@ -73,7 +73,7 @@ async fn observe(mut req: Request, next: Next, timeout: std::time::Duration) -> 
     let span = tracing::info_span!("http", request_id = %request_id, method = %req.method(), route = %route);
     let mut response = match tokio::time::timeout(
         timeout,
-        tracing::Instrument::instrument(next.run(req), span),
+        tracing::Instrument::instrument(next.run(req), span.clone()),
     )
     .await
     {
@@ -83,7 +83,14 @@ async fn observe(mut req: Request, next: Next, timeout: std::time::Duration) -> 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), v);
     }
-    let status = response.status().as_u16().to_string();
+    let code = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if matches!(route.as_str(), "/metrics" | "/healthz" | "/readyz") || route.starts_with("/sim/") {
+        tracing::debug!(parent: &span, status = code, elapsed_ms, "request");
+    } else {
+        tracing::info!(parent: &span, status = code, elapsed_ms, "request");
+    }
+    let status = code.to_string();
     metrics::counter!("http_requests_total", "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route)

@@ -24,6 +24,8 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     pub last_ok_at: Option<i64>,
     pub errors: u64,
+    /// When the scanner registered (its first start), Unix ms.
+    pub registered_at: i64,
 }
 
 #[derive(Clone, Default)]
@@ -38,7 +40,30 @@ impl ChainProgress {
 
     /// Registers a scanner that has not read anything yet.
     pub fn register(&self, source: &str) {
-        self.sources.entry(source.to_owned()).or_default();
+        self.sources
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceStatus {
+                registered_at: now_ms(),
+                ..Default::default()
+            });
+    }
+
+    /// Scanners without a successful poll for longer than `threshold_ms`, with what is known.
+    pub fn stalled(&self, threshold_ms: i64) -> Vec<String> {
+        let now = now_ms();
+        self.statuses()
+            .into_iter()
+            .filter(|(_, s)| now - s.last_ok_at.unwrap_or(s.registered_at) > threshold_ms)
+            .map(|(name, s)| {
+                let since = (now - s.last_ok_at.unwrap_or(s.registered_at)) / 1000;
+                match s.last_error {
+                    Some(e) => format!(
+                        "scanner {name} stalled: no successful poll for {since}s (last error: {e})"
+                    ),
+                    None => format!("scanner {name} stalled: no successful poll for {since}s"),
+                }
+            })
+            .collect()
     }
 
     /// `source` has read everything up to block time `at`.
