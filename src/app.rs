@@ -87,6 +87,8 @@ pub struct App {
     pub simulator: Option<Arc<Simulator>>,
     /// Secret Telegram echoes on webhook calls.
     pub webhook_secret: Secret,
+    /// Recent failed dashboard logins per name (brute-force guard).
+    pub login_failures: dashmap::DashMap<String, (u32, std::time::Instant)>,
 }
 
 impl App {
@@ -202,6 +204,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         bot_env,
         simulator,
         webhook_secret,
+        login_failures: dashmap::DashMap::new(),
     });
 
     // the HTTP server starts before the tree: the bot's intake polls the simulator through it

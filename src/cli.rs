@@ -29,6 +29,30 @@ pub async fn create_token(
     Ok(())
 }
 
+/// `telebot account set`: creates or updates a dashboard account.
+pub async fn set_account(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
+    let role: Role = role
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown role {role:?}: admin or operator"))?;
+    let password = match std::env::var("TELEBOT_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let store = crate::app::open_store(config).await?;
+    let account = crate::http::api::admin::set_account(&store, username, &password, role, "cli")
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    store.close().await;
+    eprintln!("account {} ({}) saved", account.username, account.role);
+    Ok(())
+}
+
 async fn call(request: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
     let response = request
         .send()

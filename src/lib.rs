@@ -6,6 +6,7 @@ pub mod app;
 pub mod bot;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod messages;
@@ -26,7 +27,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for line in config.summary() {
         tracing::info!("{line}");
     }
+    let demo = config.tron.source == config::TronSource::Demo;
     let mut running = app::start(config).await?;
+    if demo {
+        if demo::seed_catalog(&running.app.store).await? {
+            tracing::info!("demo catalog created (English and Chinese)");
+        }
+        match demo::demo_admin(&running.app.store).await {
+            Ok(password) => tracing::warn!(
+                "DEMO dashboard: http://{}/admin (log in as admin / {password}); \
+                 chat with the bot in its Telegram simulator panel",
+                running.http_addr
+            ),
+            Err(e) => tracing::warn!(error = %e, "demo login not created"),
+        }
+    } else {
+        tracing::info!(
+            "dashboard: http://{}/admin (log in with an account from `telebot account set` or an admin API token)",
+            running.http_addr
+        );
+    }
     tracing::info!(
         addr = %running.http_addr,
         startup_ms = started.elapsed().as_millis() as u64,

@@ -30,6 +30,11 @@ enum Command {
     Migrate,
     /// Validate the configuration, print what would run where, and exit.
     CheckConfig,
+    /// Dashboard accounts.
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
     /// API tokens.
     Token {
         #[command(subcommand)]
@@ -45,6 +50,19 @@ enum Command {
         token: String,
         #[command(subcommand)]
         action: CtlAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountAction {
+    /// Create an account or set its password and role; the password is read from
+    /// TELEBOT_PASSWORD or, if unset, from the first line of standard input.
+    Set {
+        #[arg(long)]
+        username: String,
+        /// admin or operator.
+        #[arg(long, default_value = "operator")]
+        role: String,
     },
 }
 
@@ -106,6 +124,9 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::Account {
+                action: AccountAction::Set { username, role },
+            } => telebot::cli::set_account(&config, &username, &role).await,
             Command::Token {
                 action:
                     TokenAction::Create {

@@ -37,16 +37,29 @@ pub enum RateLimitError {
     Redis(#[from] redis::RedisError),
 }
 
-/// The limiter behind the bot's router; cheap to clone.
+/// The limiter behind the bot's sessions; cheap to clone.
 #[derive(Clone)]
-pub enum RateLimiter {
+pub struct RateLimiter {
+    backend: Backend,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Backend {
     Local(LocalLimiter),
     Redis(RedisLimiter),
 }
 
 impl RateLimiter {
+    fn with(backend: Backend) -> Self {
+        RateLimiter {
+            backend,
+            refused: Arc::default(),
+        }
+    }
+
     pub fn local(limit_per_minute: u32) -> Self {
-        RateLimiter::Local(LocalLimiter::new(limit_per_minute))
+        Self::with(Backend::Local(LocalLimiter::new(limit_per_minute)))
     }
 
     /// Connects to Redis (fails if it cannot be reached).
@@ -55,17 +68,17 @@ impl RateLimiter {
         prefix: &str,
         limit_per_minute: u32,
     ) -> Result<Self, RateLimitError> {
-        Ok(RateLimiter::Redis(
+        Ok(Self::with(Backend::Redis(
             RedisLimiter::connect(url, prefix, limit_per_minute).await?,
-        ))
+        )))
     }
 
     /// Counts one update of `user` at `now` (Unix ms) and decides. A Redis fault lets the update
     /// through (and is logged and counted): losing a customer's message is worse than a burst.
     pub async fn check_at(&self, user: i64, now: i64) -> Decision {
-        let decision = match self {
-            RateLimiter::Local(l) => l.check_at(user, now),
-            RateLimiter::Redis(r) => match r.check_at(user, now).await {
+        let decision = match &self.backend {
+            Backend::Local(l) => l.check_at(user, now),
+            Backend::Redis(r) => match r.check_at(user, now).await {
                 Ok(d) => d,
                 Err(e) => {
                     metrics::counter!("rate_limit_errors_total").increment(1);
@@ -76,6 +89,8 @@ impl RateLimiter {
         };
         if !decision.is_allowed() {
             metrics::counter!("rate_limited_total").increment(1);
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         decision
     }
@@ -86,16 +101,21 @@ impl RateLimiter {
 
     /// Forgets idle in-process counters (Redis keys expire on their own).
     pub fn sweep(&self, now: i64) {
-        if let RateLimiter::Local(l) = self {
+        if let Backend::Local(l) = &self.backend {
             l.sweep(now);
         }
     }
 
     pub fn backend(&self) -> &'static str {
-        match self {
-            RateLimiter::Local(_) => "in-process",
-            RateLimiter::Redis(_) => "redis",
+        match self.backend {
+            Backend::Local(_) => "in-process",
+            Backend::Redis(_) => "redis",
         }
+    }
+
+    /// Updates refused by this instance since it started.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

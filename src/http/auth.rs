@@ -1,6 +1,7 @@
-//! Bearer-token authentication. Tokens are random strings shown once; only their SHA-256 hash is
-//! stored. A request without a token, or with an unknown or revoked one, gets 401; a valid token
-//! whose role lacks the right gets 403.
+//! Authentication of API calls: a bearer token (random, shown once, stored as a SHA-256 hash), or
+//! a dashboard session cookie (HttpOnly, SameSite=Strict) whose state-changing requests must also
+//! carry the session's CSRF token in `X-CSRF-Token`. No credentials, or unknown or revoked ones:
+//! 401; a valid caller whose role lacks the right: 403.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -11,10 +12,16 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::Role;
 
+/// Name of the dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "telebot_session";
+/// Header that carries the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 /// Who is calling.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub token_id: i64,
+    /// The audit-log name: `token:<id>` or `dashboard:<username>`.
+    pub subject: String,
     pub name: String,
     pub role: Role,
     pub agent_id: Option<i64>,
@@ -23,7 +30,7 @@ pub struct Caller {
 impl Caller {
     /// The audit-log name of this caller.
     pub fn actor(&self) -> String {
-        format!("token:{}", self.token_id)
+        self.subject.clone()
     }
 
     /// 403 unless the caller has one of `roles`.
@@ -80,10 +87,28 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The value of one cookie of a request.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.get(AUTHORIZATION).is_none()
+            && let Some(session) = cookie(parts, SESSION_COOKIE)
+        {
+            return session_caller(parts, app, session).await;
+        }
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -103,10 +128,90 @@ impl FromRequestParts<AppState> for Caller {
             let _ = store.touch_token(id).await;
         });
         Ok(Caller {
-            token_id: token.id,
+            subject: format!("token:{}", token.id),
             name: token.name,
             role: token.role,
             agent_id: token.agent_id,
         })
+    }
+}
+
+async fn session_caller(parts: &Parts, app: &AppState, cookie: &str) -> Result<Caller, ApiError> {
+    if cookie.len() > 200 {
+        return Err(ApiError::unauthorized("malformed session cookie"));
+    }
+    let session = app
+        .store
+        .dashboard_session(&hash_token(cookie))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the session has ended; log in again"))?;
+    let safe = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe {
+        let given = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), session.csrf.as_bytes()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "csrf",
+                "missing or wrong X-CSRF-Token",
+            ));
+        }
+    }
+    Ok(Caller {
+        name: session
+            .subject
+            .split_once(':')
+            .map(|(_, n)| n.to_owned())
+            .unwrap_or_default(),
+        subject: session.subject,
+        role: session.role,
+        agent_id: session.agent_id,
+    })
+}
+
+/// Compares without stopping at the first difference, so timing reveals nothing of a secret.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An argon2id hash (PHC string) of a password, with a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a password against an argon2 PHC hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash)
+        .map(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let h = super::hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(super::verify_password("correct horse", &h));
+        assert!(!super::verify_password("correct hors", &h));
+        assert!(!super::verify_password("x", "not a hash"));
+        assert_ne!(h, super::hash_password("correct horse").unwrap(), "salted");
     }
 }

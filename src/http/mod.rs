@@ -16,6 +16,7 @@ use crate::app::App;
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod internal;
@@ -34,7 +35,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/internal/payments/notify", post(internal::notify))
-        .nest("/api/v1", api::router().0);
+        .nest("/api/v1", api::router().0)
+        .merge(dashboard::router());
     if let Some(sim) = &app.simulator {
         router = router.merge(simulator::router(sim.clone()));
     }

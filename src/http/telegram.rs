@@ -18,7 +18,7 @@ pub async fn webhook(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let expected = app.webhook_secret.expose();
-    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+    if !super::auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return Err(ApiError::unauthorized("wrong or missing secret token"));
     }
     let update: teloxide::types::Update = serde_json::from_slice(&body)
@@ -27,9 +27,4 @@ pub async fn webhook(
         .deliver(update)
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(StatusCode::OK)
-}
-
-/// Compares without stopping at the first difference, so timing reveals nothing of the secret.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -37,7 +37,7 @@ pub enum PaymentsError {
 }
 
 /// Where a transfer ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
     /// Seen but not yet confirmed; placed once it is.
@@ -68,7 +68,7 @@ impl Placement {
 }
 
 /// What ingesting one transfer did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Ingested {
     pub transfer_id: i64,
     pub placement: Placement,

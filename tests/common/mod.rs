@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod sim;
+pub mod webdriver;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

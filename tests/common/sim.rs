@@ -153,7 +153,7 @@ impl SimUser {
     /// Waits for a bot message (new or edited after `after_version`) whose text contains `needle`.
     pub async fn expect(&self, after_version: u64, needle: &str) -> ChatMessage {
         let what = format!("a bot message containing {needle:?}");
-        super::wait_for(&what, Duration::from_secs(15), || async {
+        super::wait_for(&what, Duration::from_secs(40), || async {
             self.chat()
                 .await
                 .into_iter()

@@ -99,6 +99,11 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::subsystems))
         .routes(routes!(admin::restart))
         .routes(routes!(admin::list_broadcasts, admin::create_broadcast))
+        .routes(routes!(admin::overview))
+        .routes(routes!(admin::scanners))
+        .routes(routes!(admin::bot))
+        .routes(routes!(admin::demo_pay))
+        .routes(routes!(admin::accounts, admin::create_account))
         .split_for_parts();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = serde_json::to_value(&doc).unwrap_or_default();

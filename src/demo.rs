@@ -1,0 +1,108 @@
+//! The demo that `cargo run --release` starts with no configuration: a sample catalog in English
+//! and Chinese, and a dashboard login printed in the start-up log. Only in demo mode (the
+//! simulated Telegram and the demo chain), which the configuration refuses beside a real token or
+//! real wallets.
+
+use crate::domain::{Money, ProductKind, Role};
+use crate::store::{NewCategory, ProductFilter, ProductInput, Store, StoreError};
+
+/// Fills an empty catalog with sample categories, products and stock. Returns whether it did.
+pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
+    let any = ProductFilter {
+        category_id: None,
+        include_hidden: true,
+    };
+    if store.count_products(&any).await? > 0 || !store.list_categories(true).await?.is_empty() {
+        return Ok(false);
+    }
+    let keys = store
+        .create_category(&NewCategory {
+            slug: "digital-keys".into(),
+            name_en: "Digital keys".into(),
+            name_zh: "数字密钥".into(),
+            position: 1,
+        })
+        .await?;
+    let services = store
+        .create_category(&NewCategory {
+            slug: "services".into(),
+            name_en: "Services".into(),
+            name_zh: "服务".into(),
+            position: 2,
+        })
+        .await?;
+    let product =
+        |category: i64, kind, en: &str, zh: &str, den: &str, dzh: &str, price: &str| ProductInput {
+            category_id: Some(category),
+            kind,
+            name_en: en.into(),
+            name_zh: zh.into(),
+            description_en: den.into(),
+            description_zh: dzh.into(),
+            price: Money::parse(price).unwrap_or(Money::ZERO),
+            hidden: false,
+            position: 0,
+        };
+    let vpn = store
+        .create_product(&product(
+            keys.id,
+            ProductKind::Digital,
+            "VPN access, 1 year",
+            "VPN 一年访问",
+            "A licence key delivered in this chat right after payment.",
+            "付款后立即在本聊天中发送许可证密钥。",
+            "12.5",
+        ))
+        .await?;
+    let gift = store
+        .create_product(&product(
+            keys.id,
+            ProductKind::Digital,
+            "Game gift card, 10 USD",
+            "游戏礼品卡 10 美元",
+            "A redeemable code for the game store.",
+            "可在游戏商店兑换的代码。",
+            "10",
+        ))
+        .await?;
+    store
+        .create_product(&product(
+            services.id,
+            ProductKind::Service,
+            "Logo design",
+            "标志设计",
+            "Describe your brand; a designer sends three drafts within two days.",
+            "描述您的品牌；设计师两天内发送三份草稿。",
+            "30",
+        ))
+        .await?;
+    store
+        .create_product(&product(
+            services.id,
+            ProductKind::Topup,
+            "Balance top-up",
+            "余额充值",
+            "Add USDT to your balance and pay orders from it.",
+            "向余额充值 USDT，并用余额支付订单。",
+            "0",
+        ))
+        .await?;
+    let vpn_stock: Vec<String> = (1..=20)
+        .map(|i| format!("VPN-DEMO-{i:04}-{:06X}", rand::random::<u32>() & 0xFFFFFF))
+        .collect();
+    let gift_stock: Vec<String> = (1..=20)
+        .map(|i| format!("GIFT-DEMO-{i:04}-{:06X}", rand::random::<u32>() & 0xFFFFFF))
+        .collect();
+    store.add_stock(vpn.id, &vpn_stock).await?;
+    store.add_stock(gift.id, &gift_stock).await?;
+    Ok(true)
+}
+
+/// A fresh password for the demo's `admin` account, set at every start (demo only).
+pub async fn demo_admin(store: &Store) -> Result<String, String> {
+    let password: String = bs58::encode(rand::random::<[u8; 12]>()).into_string();
+    crate::http::api::admin::set_account(store, "admin", &password, Role::Admin, "demo")
+        .await
+        .map_err(|e| e.message)?;
+    Ok(password)
+}

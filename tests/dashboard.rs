@@ -1,0 +1,328 @@
+//! The operator dashboard: sessions, CSRF and cookies over HTTP, and the whole demo in headless
+//! Chromium (log in, create a product, buy it in the Telegram simulator, simulate the payment,
+//! see it paid and delivered, restart the payments subsystem), with screenshots of every panel
+//! under target/screenshots/.
+
+mod common;
+
+use std::time::Duration;
+
+use common::webdriver::Browser;
+use common::{TestDb, start_app, token};
+use serde_json::{Value, json};
+use telebot::domain::Role;
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn account(db: &TestDb, name: &str, role: Role) {
+    telebot::http::api::admin::set_account(&db.store, name, PASSWORD, role, "test")
+        .await
+        .unwrap();
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn login(base: &str, name: &str) -> (String, String) {
+    let r = client()
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let me: Value = r.json().await.unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    (session, me["csrf"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn sessions_are_httponly_strict_and_every_change_needs_the_csrf_token() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    account(&db, "boss", Role::Admin).await;
+    account(&db, "clerk", Role::Operator).await;
+    let base = format!("http://{}", app.http_addr);
+
+    let r = client()
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"username": "boss", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for flag in ["HttpOnly", "SameSite=Strict", "Max-Age=28800", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} missing from {cookie}");
+    }
+    let (session, csrf) = login(&base, "boss").await;
+    let c = client();
+    let me: Value = c
+        .get(format!("{base}/admin/api/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["demo"].as_bool()),
+        (Some("admin"), Some(true))
+    );
+
+    let create = |csrf: Option<&str>| {
+        let mut r = c
+            .post(format!("{base}/api/v1/products"))
+            .header("cookie", &session)
+            .json(&json!({"kind": "service", "name_en": "Audit", "name_zh": "审计", "price": "5"}));
+        if let Some(t) = csrf {
+            r = r.header("x-csrf-token", t);
+        }
+        r.send()
+    };
+    assert_eq!(create(None).await.unwrap().status(), 403, "no CSRF token");
+    assert_eq!(
+        create(Some("0000")).await.unwrap().status(),
+        403,
+        "wrong CSRF token"
+    );
+    assert_eq!(create(Some(&csrf)).await.unwrap().status(), 201);
+    let audit: Value = c
+        .get(format!("{base}/api/v1/audit?action=product.created"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        audit["items"][0]["actor"], "dashboard:boss",
+        "the audit log names the person"
+    );
+
+    // an operator's session cannot do what only admins may
+    let (clerk, clerk_csrf) = login(&base, "clerk").await;
+    let tokens = c
+        .get(format!("{base}/api/v1/tokens"))
+        .header("cookie", &clerk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tokens.status(), 403);
+    let restart = c
+        .post(format!("{base}/api/v1/admin/subsystems/payments/restart"))
+        .header("cookie", &clerk)
+        .header("x-csrf-token", &clerk_csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(restart.status(), 403);
+
+    // logging out ends the session
+    let out = c
+        .post(format!("{base}/admin/api/logout"))
+        .header("cookie", &session)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    let after = c
+        .get(format!("{base}/admin/api/me"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401);
+
+    // an API token logs in too, with its own role
+    let t = token(&db.store, Role::Service, None).await;
+    let r = c
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"token": t}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.unwrap();
+    assert_eq!(me["role"], "service");
+
+    // the page carries a strict policy
+    let page = c.get(format!("{base}/admin")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert!(
+        !page.text().await.unwrap().contains("<script>"),
+        "no inline script"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_lock_the_name() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    account(&db, "boss", Role::Admin).await;
+    let base = format!("http://{}", app.http_addr);
+    let c = client();
+    for _ in 0..10 {
+        let r = c
+            .post(format!("{base}/admin/api/login"))
+            .json(&json!({"username": "boss", "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = c
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"username": "boss", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "locked even with the right password");
+    let r = c
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"username": "boss"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_demo_end_to_end_in_a_real_browser() {
+    if !common::webdriver::available() {
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    telebot::demo::seed_catalog(&db.store).await.unwrap();
+    account(&db, "admin", Role::Admin).await;
+    let base = format!("http://{}", app.http_addr);
+    let b = Browser::start().await;
+
+    // log in
+    b.goto(&format!("{base}/admin")).await;
+    b.type_into("#login-username", "admin").await;
+    b.type_into("#login-password", PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_until("the overview", "document.querySelector('#panel-title') && document.querySelector('#panel-title').textContent === 'Overview' && document.querySelector('.cards')").await;
+    b.wait_until(
+        "the demo banner",
+        "!document.querySelector('#demo-banner').hidden",
+    )
+    .await;
+    b.screenshot("overview").await;
+
+    // create a product whose name tries to inject markup
+    let hostile = "Key <img src=x onerror=alert(1)>";
+    b.click("button[data-panel=products]").await;
+    b.click("#p-new").await;
+    b.type_into("#p-name-en", hostile).await;
+    b.type_into("#p-name-zh", "钥匙").await;
+    b.type_into("#p-price", "7").await;
+    b.click("#p-save").await;
+    b.wait_until(
+        "the new product in the table",
+        &format!(
+            "[...document.querySelectorAll('#panel td')].some(td => td.textContent === {})",
+            json!(hostile)
+        ),
+    )
+    .await;
+    assert_eq!(
+        b.eval("return document.querySelectorAll('#panel img').length;")
+            .await,
+        json!(0),
+        "the name stays text"
+    );
+    b.eval("[...document.querySelectorAll('#panel tr')].find(tr => tr.textContent.includes('Key <img')).querySelectorAll('button')[2].click(); return 1;").await;
+    b.type_into("#stock-items", "KEY-AAA\nKEY-BBB").await;
+    b.click("#stock-save").await;
+    b.wait_until(
+        "the stock upload",
+        "![...document.querySelectorAll('#stock-form textarea')].length",
+    )
+    .await;
+    b.screenshot("products").await;
+
+    // buy it as a customer in the Telegram simulator
+    b.click("button[data-panel=simulator]").await;
+    b.type_into("#sim-name", "Dana").await;
+    b.click("#sim-add").await;
+    b.wait_until("the welcome message", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('Welcome'))").await;
+    b.eval("document.querySelector('#sim-chat button[data-callback=\"c:0\"]').click(); return 1;")
+        .await;
+    b.wait_until("the catalog", "[...document.querySelectorAll('#sim-chat button')].some(x => x.textContent.startsWith('Key <img'))").await;
+    b.eval("[...document.querySelectorAll('#sim-chat button')].find(x => x.textContent.startsWith('Key <img')).click(); return 1;").await;
+    b.wait_until(
+        "the product",
+        "document.querySelector('#sim-chat button[data-callback^=\"b:\"]')",
+    )
+    .await;
+    b.eval("document.querySelector('#sim-chat button[data-callback^=\"b:\"]').click(); return 1;")
+        .await;
+    b.wait_until(
+        "the quantity buttons",
+        "document.querySelector('#sim-chat button[data-callback^=\"q:\"]')",
+    )
+    .await;
+    b.eval("document.querySelector('#sim-chat button[data-callback^=\"q:\"]').click(); return 1;")
+        .await;
+    b.wait_until("the payment instructions with a QR code", "document.querySelector('#sim-chat .simulate-payment') && document.querySelector('#sim-chat img')").await;
+    assert_eq!(b.eval("return document.querySelectorAll('#sim-chat img[src^=\"/sim/api/files/\"]').length > 0;").await, json!(true));
+    b.screenshot("simulator-instructions").await;
+    b.click("#sim-chat .simulate-payment").await;
+    b.wait_until("the delivery in the chat", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('KEY-AAA'))").await;
+    b.screenshot("simulator").await;
+
+    // the order is paid in Orders
+    b.click("button[data-panel=orders]").await;
+    b.wait_until("the delivered order", "[...document.querySelectorAll('#orders-list .badge')].some(x => x.textContent === 'delivered')").await;
+    b.eval("document.querySelector('#orders-list tbody tr').click(); return 1;")
+        .await;
+    b.wait_until("the order timeline", "[...document.querySelectorAll('#order-detail td')].some(td => td.textContent === 'order.paid')").await;
+    b.screenshot("orders").await;
+
+    for (panel, ready) in [
+        ("payments", "document.querySelector('#scanners table')"),
+        ("agents", "document.querySelector('#panel table')"),
+        ("security", "document.querySelector('#audit table')"),
+        ("bot", "document.querySelector('#broadcasts table')"),
+    ] {
+        b.click(&format!("button[data-panel={panel}]")).await;
+        b.wait_until(panel, ready).await;
+        b.screenshot(panel).await;
+    }
+
+    // restart the payments subsystem and see it come back
+    b.click("button[data-panel=subsystems]").await;
+    b.wait_until(
+        "the tree",
+        "document.querySelector('tr[data-path=\"payments\"]')",
+    )
+    .await;
+    b.click("button[data-restart=\"payments\"]").await;
+    b.wait_until(
+        "payments running again after one restart",
+        "(() => { const r = document.querySelector('tr[data-path=\"payments\"]'); return r && r.querySelector('.restarts').textContent === '1' && r.querySelector('.badge').textContent === 'running'; })()",
+    )
+    .await;
+    b.screenshot("subsystems").await;
+    b.quit().await;
+    assert_eq!(app.app.registry.status("payments").unwrap().restarts, 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.shutdown().await;
+}
