@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::bot::outbound::Outbound;
 use crate::messages::notifier::BroadcastMsg;
@@ -21,7 +20,7 @@ pub struct Broadcaster {
 }
 
 pub struct BroadcasterState {
-    task: Option<JoinHandle<()>>,
+    job: super::Job,
 }
 
 impl Broadcaster {
@@ -74,7 +73,9 @@ impl Actor for Broadcaster {
         _: (),
     ) -> Result<BroadcasterState, ActorProcessingErr> {
         myself.send_interval(self.every, || BroadcastMsg::Tick);
-        Ok(BroadcasterState { task: None })
+        Ok(BroadcasterState {
+            job: super::Job::default(),
+        })
     }
 
     async fn post_stop(
@@ -83,9 +84,7 @@ impl Actor for Broadcaster {
         state: &mut BroadcasterState,
     ) -> Result<(), ActorProcessingErr> {
         // the position is saved after every message: stopping now loses nothing
-        if let Some(task) = state.task.take() {
-            task.abort();
-        }
+        state.job.abort();
         Ok(())
     }
 
@@ -97,15 +96,12 @@ impl Actor for Broadcaster {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             BroadcastMsg::Tick => {
-                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
-                    return Ok(());
-                }
                 let me = self.clone();
-                state.task = Some(tokio::spawn(async move {
+                state.job.start(async move {
                     if let Err(e) = me.run().await {
                         tracing::warn!(error = %e, "broadcast paused by a storage fault; resuming later");
                     }
-                }));
+                });
             }
         }
         Ok(())

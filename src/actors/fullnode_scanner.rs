@@ -11,15 +11,14 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::config::Confirmations;
 use crate::domain::TronAddress;
 use crate::messages::scanners::{FullNodeMsg, FullNodePoll};
+use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{ScanFault, backoff, fetch};
+use crate::payments::scan::{ScanFault, fault_delay, fetch};
 use crate::payments::tron::{BlockHead, parse_block_head, parse_block_transfers};
-use crate::payments::{CHAIN, Payments};
 
 pub const SOURCE: &str = "fullnode";
 const CURSOR_KEY: &str = "tron:fullnode";
@@ -54,7 +53,7 @@ pub struct FullNodeState {
     cursor: Option<i64>,
     seen_upto: i64,
     failures: u32,
-    task: Option<JoinHandle<()>>,
+    job: super::Job,
 }
 
 impl Actor for FullNodeScanner {
@@ -80,7 +79,7 @@ impl Actor for FullNodeScanner {
             cursor: saved.map(|c| (c - overlap_blocks).max(0)),
             seen_upto: 0,
             failures: 0,
-            task: None,
+            job: super::Job::default(),
         })
     }
 
@@ -89,9 +88,7 @@ impl Actor for FullNodeScanner {
         _: ActorRef<FullNodeMsg>,
         state: &mut FullNodeState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(task) = state.task.take() {
-            task.abort();
-        }
+        state.job.abort();
         Ok(())
     }
 
@@ -103,20 +100,17 @@ impl Actor for FullNodeScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             FullNodeMsg::Tick => {
-                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
-                    return Ok(());
-                }
                 let job = self.clone();
                 let client = state.client.clone();
                 let (cursor, seen_upto) = (state.cursor, state.seen_upto);
                 let me = myself.clone();
-                state.task = Some(tokio::spawn(async move {
+                state.job.start(async move {
                     let report = job.poll(&client, cursor, seen_upto).await;
                     let _ = me.cast(FullNodeMsg::Polled(report));
-                }));
+                });
             }
             FullNodeMsg::Polled(report) => {
-                state.task = None;
+                state.job.done();
                 if let Some(c) = report.cursor {
                     state.cursor = Some(c);
                     if let Err(e) = self.payments.store.save_scan_cursor(CURSOR_KEY, c).await {
@@ -141,11 +135,14 @@ impl Actor for FullNodeScanner {
                     }
                     Some(fault) => {
                         state.failures += 1;
-                        metrics::counter!("scanner_errors_total", "chain" => CHAIN, "kind" => fault.kind).increment(1);
-                        let delay = backoff(state.failures, self.poll_interval, self.max_backoff);
-                        tracing::warn!(source = SOURCE, kind = fault.kind, error = %fault.message, failures = state.failures, ?delay, "scan failed; backing off");
-                        self.progress.failed(SOURCE, fault.to_string());
-                        delay
+                        fault_delay(
+                            SOURCE,
+                            &fault,
+                            state.failures,
+                            self.poll_interval,
+                            self.max_backoff,
+                            &self.progress,
+                        )
                     }
                 };
                 myself.send_after(delay, || FullNodeMsg::Tick);

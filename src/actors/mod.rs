@@ -8,6 +8,40 @@ use ractor::{ActorRef, MessagingErr, RpcReplyPort};
 
 use crate::supervision::ActorSlot;
 
+/// The one piece of work an actor runs outside itself at a time (a poll, a delivery round), so
+/// the actor keeps answering while it runs.
+#[derive(Default)]
+pub(crate) struct Job(Option<tokio::task::JoinHandle<()>>);
+
+impl Job {
+    /// Starts `work` unless the previous one still runs (then the tick is skipped).
+    pub(crate) fn start<F: std::future::Future<Output = ()> + Send + 'static>(&mut self, work: F) {
+        if self.0.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.0 = Some(tokio::spawn(work));
+    }
+
+    /// The work reported back: a new one may start.
+    pub(crate) fn done(&mut self) {
+        self.0 = None;
+    }
+
+    /// Cancels the work (it is written so that cancelling leaves nothing half-done).
+    pub(crate) fn abort(&mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+        }
+    }
+
+    /// Lets the work finish, for at most `limit`.
+    pub(crate) async fn finish(&mut self, limit: Duration) {
+        if let Some(t) = self.0.take() {
+            let _ = tokio::time::timeout(limit, t).await;
+        }
+    }
+}
+
 pub mod bot_router;
 pub mod broadcaster;
 pub mod demo_chain;

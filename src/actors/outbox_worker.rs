@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::bot::notices;
 use crate::bot::outbound::{Outbound, SendError};
@@ -29,7 +28,7 @@ pub struct OutboxWorker {
 }
 
 pub struct OutboxState {
-    task: Option<JoinHandle<()>>,
+    job: super::Job,
 }
 
 /// Delay before attempt `attempts + 1`: 2 s doubling, at most an hour.
@@ -125,7 +124,9 @@ impl Actor for OutboxWorker {
         _: (),
     ) -> Result<OutboxState, ActorProcessingErr> {
         myself.send_interval(self.every, || OutboxMsg::Tick);
-        Ok(OutboxState { task: None })
+        Ok(OutboxState {
+            job: super::Job::default(),
+        })
     }
 
     async fn post_stop(
@@ -135,9 +136,7 @@ impl Actor for OutboxWorker {
     ) -> Result<(), ActorProcessingErr> {
         // let the current round finish its messages: a message sent but not marked would be
         // sent again after the restart
-        if let Some(task) = state.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
+        state.job.finish(Duration::from_secs(5)).await;
         Ok(())
     }
 
@@ -149,15 +148,12 @@ impl Actor for OutboxWorker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             OutboxMsg::Tick => {
-                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
-                    return Ok(());
-                }
                 let worker = self.clone();
-                state.task = Some(tokio::spawn(async move {
+                state.job.start(async move {
                     if let Err(e) = worker.round().await {
                         tracing::warn!(error = %e, "outbox round failed; retrying");
                     }
-                }));
+                });
             }
         }
         Ok(())

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::messages::reconciler::ReconcilerMsg;
 use crate::payments::Payments;
@@ -17,7 +16,7 @@ pub struct Reconciler {
 }
 
 pub struct ReconcilerState {
-    task: Option<JoinHandle<()>>,
+    job: super::Job,
 }
 
 impl Actor for Reconciler {
@@ -33,7 +32,9 @@ impl Actor for Reconciler {
         // the first run waits a moment so the order actors are back after a restart
         myself.send_after(Duration::from_millis(500), || ReconcilerMsg::Run);
         myself.send_interval(self.every, || ReconcilerMsg::Run);
-        Ok(ReconcilerState { task: None })
+        Ok(ReconcilerState {
+            job: super::Job::default(),
+        })
     }
 
     async fn post_stop(
@@ -41,10 +42,8 @@ impl Actor for Reconciler {
         _: ActorRef<ReconcilerMsg>,
         state: &mut ReconcilerState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = state.task.take() {
-            // a placement is one transaction: cutting the task leaves it pending, never half-done
-            t.abort();
-        }
+        // a placement is one transaction: cutting the task leaves it pending, never half-done
+        state.job.abort();
         Ok(())
     }
 
@@ -56,11 +55,8 @@ impl Actor for Reconciler {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ReconcilerMsg::Run => {
-                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
-                    return Ok(());
-                }
                 let payments = self.payments.clone();
-                state.task = Some(tokio::spawn(async move {
+                state.job.start(async move {
                     match payments.reconcile().await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(placed = n, "reconciled pending transfers"),
@@ -68,7 +64,7 @@ impl Actor for Reconciler {
                             tracing::warn!(error = %e, "reconciliation failed; retrying later")
                         }
                     }
-                }));
+                });
             }
         }
         Ok(())

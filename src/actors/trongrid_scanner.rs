@@ -13,15 +13,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::task::JoinHandle;
 
 use crate::config::{Confirmations, Secret};
 use crate::domain::{TronAddress, now_ms};
 use crate::messages::scanners::{TronGridMsg, TronGridPoll};
+use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{ScanFault, backoff, fetch};
+use crate::payments::scan::{ScanFault, fault_delay, fetch};
 use crate::payments::tron::{LogIndexer, parse_trongrid_page};
-use crate::payments::{CHAIN, Payments};
 
 pub const SOURCE: &str = "trongrid";
 /// Items per page (TronGrid's maximum).
@@ -65,7 +64,7 @@ pub struct TronGridState {
     client: reqwest::Client,
     cursors: HashMap<String, i64>,
     failures: u32,
-    task: Option<JoinHandle<()>>,
+    job: super::Job,
 }
 
 fn cursor_key(wallet: &str) -> String {
@@ -102,7 +101,7 @@ impl Actor for TronGridScanner {
             client,
             cursors,
             failures: 0,
-            task: None,
+            job: super::Job::default(),
         })
     }
 
@@ -111,9 +110,7 @@ impl Actor for TronGridScanner {
         _: ActorRef<TronGridMsg>,
         state: &mut TronGridState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(task) = state.task.take() {
-            task.abort();
-        }
+        state.job.abort();
         Ok(())
     }
 
@@ -125,20 +122,17 @@ impl Actor for TronGridScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TronGridMsg::Tick => {
-                if state.task.as_ref().is_some_and(|t| !t.is_finished()) {
-                    return Ok(());
-                }
                 let job = self.clone();
                 let client = state.client.clone();
                 let cursors = state.cursors.clone();
                 let me = myself.clone();
-                state.task = Some(tokio::spawn(async move {
+                state.job.start(async move {
                     let report = job.poll(&client, cursors).await;
                     let _ = me.cast(TronGridMsg::Polled(report));
-                }));
+                });
             }
             TronGridMsg::Polled(report) => {
-                state.task = None;
+                state.job.done();
                 for (wallet, cursor) in &report.cursors {
                     state.cursors.insert(wallet.clone(), *cursor);
                     if let Err(e) = self
@@ -179,11 +173,14 @@ impl Actor for TronGridScanner {
                     }
                     Some(fault) => {
                         state.failures += 1;
-                        metrics::counter!("scanner_errors_total", "chain" => CHAIN, "kind" => fault.kind).increment(1);
-                        let delay = backoff(state.failures, self.poll_interval, self.max_backoff);
-                        tracing::warn!(source = SOURCE, kind = fault.kind, error = %fault.message, failures = state.failures, ?delay, "scan failed; backing off");
-                        self.progress.failed(SOURCE, fault.to_string());
-                        delay
+                        fault_delay(
+                            SOURCE,
+                            &fault,
+                            state.failures,
+                            self.poll_interval,
+                            self.max_backoff,
+                            &self.progress,
+                        )
                     }
                 };
                 myself.send_after(delay, || TronGridMsg::Tick);

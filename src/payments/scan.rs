@@ -80,6 +80,24 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
     half + half.mul_f64(rand::random::<f64>())
 }
 
+/// Records a failed poll (metric, log line, the scanner's status) and returns how long to wait
+/// before the next one.
+pub fn fault_delay(
+    source: &str,
+    fault: &ScanFault,
+    failures: u32,
+    poll_interval: Duration,
+    max_backoff: Duration,
+    progress: &super::progress::ChainProgress,
+) -> Duration {
+    metrics::counter!("scanner_errors_total", "chain" => super::CHAIN, "kind" => fault.kind)
+        .increment(1);
+    let delay = backoff(failures, poll_interval, max_backoff);
+    tracing::warn!(source, kind = fault.kind, error = %fault.message, failures, ?delay, "scan failed; backing off");
+    progress.failed(source, fault.to_string());
+    delay
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
