@@ -216,10 +216,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .metrics
             .addr
             .parse()
-            .map_err(|_| StartError::Listen {
-                addr: config.http.addr,
-                source: std::io::Error::other("metrics.addr is not HOST:PORT"),
-            })?;
+            .map_err(|_| StartError::Tree("metrics.addr is not HOST:PORT".to_owned()))?;
         let metrics_listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Listen { addr, source })?;
@@ -436,6 +433,10 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
         store: app.store.clone(),
         outbound: app.bot_env.outbound.clone(),
         operator_chats: app.config.telegram.operator_chat_ids.clone(),
+        shop: crate::bot::notices::Shop {
+            name: app.config.telegram.shop_name.clone(),
+            bot_username: app.config.telegram.bot_username.clone(),
+        },
         every: OUTBOX_EVERY,
     };
     let broadcaster = Broadcaster {

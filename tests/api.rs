@@ -42,6 +42,7 @@ api_suite!(
     operators_assign_unmatched_transfers,
     malformed_input_never_causes_a_server_error,
     the_audit_trail_records_who_did_what,
+    a_refund_takes_the_commission_back_and_top_ups_are_not_refunded,
 );
 
 struct Api {
@@ -1078,4 +1079,109 @@ async fn the_openapi_document_describes_exactly_the_served_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     app.shutdown().await;
     db.finish().await;
+}
+
+async fn a_refund_takes_the_commission_back_and_top_ups_are_not_refunded(db: &TestDb) {
+    let app = start_app(&db.url, &[("TELEBOT__PAYMENTS__COMMISSION_HOLD", "0s")]).await;
+    let api = Api::new(app.http_addr);
+    let t = tokens(db).await;
+    let (_, product) = common::shop(&db.store, 31, "50", 2).await;
+    let buyer = db.store.user_by_telegram_id(31).await.unwrap().unwrap();
+    db.store.bind_referral(buyer.id, t.agent_id).await.unwrap();
+    let order = common::order_for(&app.app, buyer.id, &product, 1).await;
+    let demo = app.app.demo_chain.clone().unwrap();
+    demo.pay(order.wallet.as_deref().unwrap(), order.payable_amount)
+        .await
+        .unwrap()
+        .unwrap();
+    common::wait_status(&db.store, order.id, telebot::domain::OrderStatus::Delivered).await;
+    let (status, payout) = api
+        .post(
+            &format!("/agents/{}/payouts", t.agent_id),
+            &t.operator,
+            json!({"address": "TUoHaVjx7n5xz8LwPRDckgFrDWhMhuSuJM"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{payout}");
+    assert_eq!(payout["amount"], "5.000000");
+    let (status, _) = api
+        .put(
+            &format!("/orders/{}", order.id),
+            &t.operator,
+            json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, payouts) = api
+        .get(&format!("/agents/{}/payouts", t.agent_id), &t.operator)
+        .await;
+    assert_eq!(
+        payouts["items"][0]["status"], "rejected",
+        "the payout lost its only commission"
+    );
+    let (_, commissions) = api
+        .get(&format!("/agents/{}/commissions", t.agent_id), &t.operator)
+        .await;
+    assert!(commissions["items"].as_array().unwrap().is_empty());
+
+    // a top-up is completed by crediting the balance: refunding it would credit it twice
+    let (_, topup) = api
+        .post(
+            "/orders",
+            &t.service,
+            json!({"user_id": buyer.id, "topup_amount": "3"}),
+        )
+        .await;
+    let tid = topup["id"].as_i64().unwrap();
+    demo.pay(
+        topup["wallet"].as_str().unwrap(),
+        Money::parse(topup["payable_amount"].as_str().unwrap()).unwrap(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    common::wait_status(&db.store, tid, telebot::domain::OrderStatus::Completed).await;
+    let (status, err) = api
+        .put(
+            &format!("/orders/{tid}"),
+            &t.operator,
+            json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{err}");
+    let (status, _) = api
+        .post(
+            "/orders",
+            &t.service,
+            json!({"user_id": buyer.id, "product_id": product.id, "quantity": 0}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    // broadcasts can be cancelled while running, not after
+    let (_, b) = api
+        .post("/admin/broadcasts", &t.operator, json!({"text": "hello"}))
+        .await;
+    let bid = b["id"].as_i64().unwrap();
+    let (status, cancelled) = api
+        .post(
+            &format!("/admin/broadcasts/{bid}/cancel"),
+            &t.operator,
+            json!({}),
+        )
+        .await;
+    assert!(
+        status == 200 && cancelled["status"] == "cancelled" || status == 409,
+        "{status} {cancelled}"
+    );
+    assert_eq!(
+        api.post(
+            &format!("/admin/broadcasts/{bid}/cancel"),
+            &t.operator,
+            json!({})
+        )
+        .await
+        .0,
+        409
+    );
+    app.shutdown().await;
 }

@@ -542,3 +542,48 @@ async fn idle_sessions_stop_and_come_back_with_their_state() {
     u.expect(v, "Send <b>exactly</b>").await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_customer_applies_as_an_agent_and_hears_when_approved() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let u = SimUser::new(app.http_addr, 520);
+    u.say("/agent").await;
+    let offer = u.expect(0, "Resell our products").await;
+    let q = u.press(offer.message_id, "ag").await;
+    assert!(
+        u.callback_answer(&q).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("Application sent")
+    );
+    let user = db.store.user_by_telegram_id(520).await.unwrap().unwrap();
+    let agent = db.store.agent_by_user(user.id).await.unwrap().unwrap();
+    assert_eq!(agent.status, "pending");
+    let v = u.version().await;
+    u.say("/agent").await;
+    u.expect(v, "waiting for review").await;
+    db.store
+        .update_agent(
+            agent.id,
+            &telebot::store::AgentUpdate {
+                status: Some("active".into()),
+                commission_bps: Some(1_200),
+                ..Default::default()
+            },
+            "token:1",
+        )
+        .await
+        .unwrap();
+    let welcome = u.expect(v, "You are now an agent").await;
+    assert!(
+        welcome.text.contains(&format!("start=ref_{}", agent.code)),
+        "{}",
+        welcome.text
+    );
+    let v = u.version().await;
+    u.say("/agent").await;
+    let info = u.expect(v, "Your referral link").await;
+    assert!(info.text.contains("12.00%"), "{}", info.text);
+    app.shutdown().await;
+}

@@ -150,6 +150,51 @@ async fn sessions_are_httponly_strict_and_every_change_needs_the_csrf_token() {
     let me: Value = r.json().await.unwrap();
     assert_eq!(me["role"], "service");
 
+    // revoking a token ends the dashboard sessions opened with it
+    let token_id = db
+        .store
+        .token_by_hash(&telebot::http::auth::hash_token(&t))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let token_cookie = r_cookie(&base, &t).await;
+    assert_eq!(
+        c.get(format!("{base}/admin/api/me"))
+            .header("cookie", &token_cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    db.store.revoke_token(token_id).await.unwrap();
+    db.store
+        .end_sessions_of(&format!("token:{token_id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.get(format!("{base}/admin/api/me"))
+            .header("cookie", &token_cookie)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // a new password ends the sessions opened with the old one
+    let (clerk_again, _) = login(&base, "clerk").await;
+    account(&db, "clerk", Role::Operator).await;
+    assert_eq!(
+        c.get(format!("{base}/admin/api/me"))
+            .header("cookie", &clerk_again)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
     // the page carries a strict policy
     let page = c.get(format!("{base}/admin")).send().await.unwrap();
     let csp = page.headers()["content-security-policy"]
@@ -325,4 +370,21 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     assert_eq!(app.app.registry.status("payments").unwrap().restarts, 1);
     tokio::time::sleep(Duration::from_millis(50)).await;
     app.shutdown().await;
+}
+
+async fn r_cookie(base: &str, token: &str) -> String {
+    let r = client()
+        .post(format!("{base}/admin/api/login"))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
 }

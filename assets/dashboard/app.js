@@ -354,7 +354,8 @@ async function botPanel(root) {
     }) }, 'Send broadcast'), list);
   async function load() {
     const r = await api('GET', v1('/admin/broadcasts'));
-    list.replaceChildren(table([['#', (x) => x.id], ['Text', (x) => x.text.slice(0, 60)], ['Status', (x) => badge(x.status)], ['Sent', (x) => x.sent], ['Failed', (x) => x.failed], ['Started', (x) => fmtTime(x.created_at)]], r));
+    list.replaceChildren(table([['#', (x) => x.id], ['Text', (x) => x.text.slice(0, 60)], ['Status', (x) => badge(x.status)], ['Sent', (x) => x.sent], ['Failed', (x) => x.failed], ['Started', (x) => fmtTime(x.created_at)],
+      ['', (x) => x.status === 'running' ? el('button', { onclick: guarded(async () => { await api('POST', v1('/admin/broadcasts/' + x.id + '/cancel')); load(); }) }, 'Cancel') : '']], r));
   }
   await load();
   every(2000, load);
@@ -424,7 +425,7 @@ async function simulator(root) {
       b.append(el('div', { class: 'keyboard' }, rows.map((row) => el('div', { class: 'kbrow' }, row.map((btn) => el('button', { 'data-callback': btn.callback_data,
         onclick: guarded(async () => { await api('POST', '/sim/api/users/' + state.simUser.id + '/callbacks', { message_id: m.message_id, data: btn.callback_data }); setTimeout(refresh, 300); }) }, btn.text))))));
     }
-    const order = m.from_bot && /USDT \(TRC-20\)/.test(text) && text.match(/#(\d+)/);
+    const order = m.from_bot && /TRC-20/.test(text) && text.match(/#(\d+)/);
     if (order && state.me.demo) {
       b.append(el('button', { class: 'primary simulate-payment', 'data-order': order[1], onclick: guarded(async () => {
         await api('POST', v1('/admin/demo/pay'), { order_id: Number(order[1]) }); toast('Payment sent on the demo chain'); setTimeout(refresh, 500);

@@ -24,6 +24,7 @@ pub struct OutboxWorker {
     pub store: Store,
     pub outbound: Outbound,
     pub operator_chats: Vec<i64>,
+    pub shop: notices::Shop,
     pub every: Duration,
 }
 
@@ -52,7 +53,7 @@ impl OutboxWorker {
 
     async fn deliver_customer(&self, m: &OutboxMessage) -> Result<(), SendError> {
         let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let notice = notices::customer(&self.store, &event)
+        let notice = notices::customer(&self.store, &self.shop, &event)
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
         let Some(n) = notice else { return Ok(()) };

@@ -18,12 +18,26 @@ fn int(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64)
 }
 
+/// What notices need to know about the shop.
+#[derive(Debug, Clone)]
+pub struct Shop {
+    pub name: String,
+    pub bot_username: String,
+}
+
 /// The customer's message for an outbox event; `None` when the event no longer applies (an
 /// unknown event, or its order or user is gone).
-pub async fn customer(store: &Store, event: &Value) -> Result<Option<Notice>, StoreError> {
+pub async fn customer(
+    store: &Store,
+    shop: &Shop,
+    event: &Value,
+) -> Result<Option<Notice>, StoreError> {
     let Some(name) = event.get("event").and_then(Value::as_str) else {
         return Ok(None);
     };
+    if name == "agent_approved" {
+        return agent_approved(store, shop, event).await;
+    }
     let Some(order_id) = int(event, "order_id") else {
         return Ok(None);
     };
@@ -139,4 +153,28 @@ pub async fn operator(store: &Store, event: &Value) -> Result<Option<String>, St
         _ => return Ok(None),
     };
     Ok(Some(text))
+}
+
+/// The new agent's welcome: their referral link.
+async fn agent_approved(
+    store: &Store,
+    shop: &Shop,
+    event: &Value,
+) -> Result<Option<Notice>, StoreError> {
+    let (Some(agent_id), Some(user_id)) = (int(event, "agent_id"), int(event, "user_id")) else {
+        return Ok(None);
+    };
+    let agent = store.agent(agent_id).await?;
+    let user = store.user(user_id).await?;
+    let lang = super::texts::parse_language(&user.language);
+    let link = crate::http::api::agents::referral_link(&shop.bot_username, &agent.code);
+    let text = tf(
+        lang,
+        "agent.approved",
+        &[("shop", &shop.name), ("link", &link)],
+    );
+    Ok(Some(Notice {
+        chat_id: user.telegram_id,
+        text,
+    }))
 }

@@ -1027,8 +1027,8 @@ async fn language(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotEr
 /// The commands offered in Telegram's menu, in a language.
 pub fn commands(lang: Language) -> Vec<teloxide::types::BotCommand> {
     [
-        "start", "menu", "catalog", "orders", "profile", "balance", "language", "help", "terms",
-        "privacy", "cancel",
+        "start", "menu", "catalog", "orders", "profile", "balance", "language", "agent", "help",
+        "terms", "privacy", "cancel",
     ]
     .into_iter()
     .map(|c| teloxide::types::BotCommand::new(c, t(lang, &format!("cmd.{c}"))))
@@ -1040,6 +1040,7 @@ async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError
     let lang = s.lang;
     match env.store.agent_by_user(s.user_id).await? {
         Some(a) if a.status == "pending" => say(env, s, t(lang, "agent.already")).await,
+        Some(a) if a.status == "rejected" => say(env, s, t(lang, "agent.rejected")).await,
         Some(a) if a.status == "active" || a.status == "suspended" => {
             let st = env.store.agent_stats(a.id).await?;
             let link = crate::http::api::agents::referral_link(&env.bot_username, &a.code);
@@ -1078,8 +1079,10 @@ async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError
 
 async fn apply_as_agent(env: &BotEnv, s: &Session) -> Result<String, BotError> {
     let lang = s.lang;
-    if env.store.agent_by_user(s.user_id).await?.is_some() {
-        return Ok(t(lang, "agent.already").to_owned());
+    match env.store.agent_by_user(s.user_id).await? {
+        Some(a) if a.status == "rejected" => return Ok(t(lang, "agent.rejected").to_owned()),
+        Some(_) => return Ok(t(lang, "agent.already").to_owned()),
+        None => {}
     }
     let agent = env
         .store

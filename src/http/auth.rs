@@ -77,7 +77,7 @@ impl Caller {
     }
 }
 
-/// A new random token: `tb_` and 43 characters of base58.
+/// A new random token: `tb_` and the base58 form of 32 random bytes (43 or 44 characters).
 pub fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("tb_{}", bs58::encode(bytes).into_string())

@@ -214,6 +214,19 @@ impl Store {
                 .after(&after),
         )
         .await?;
+        if before.status != "active"
+            && after.status == "active"
+            && let Some(user_id) = after.user_id
+        {
+            let event =
+                serde_json::json!({"event": "agent_approved", "agent_id": id, "user_id": user_id});
+            self.enqueue(
+                super::OUTBOX_CUSTOMER,
+                Some(&format!("agent_approved:{id}")),
+                &event.to_string(),
+            )
+            .await?;
+        }
         Ok((before, after))
     }
 

@@ -135,6 +135,17 @@ impl Store {
         }))
     }
 
+    /// Ends every session of a subject (`token:<id>` revoked, `dashboard:<name>` re-keyed).
+    pub async fn end_sessions_of(&self, subject: &str) -> StoreResult<u64> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query("delete from dashboard_sessions where subject = $1")
+                .bind(subject)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     /// Ends a session (logout) and drops every expired one.
     pub async fn end_dashboard_session(&self, token_hash: &str) -> StoreResult<()> {
         on_pool!(self, pool => {

@@ -131,6 +131,22 @@ macro_rules! quarantine_paid {
     };
 }
 
+/// The status an order has now, read inside the transaction (after losing a race).
+macro_rules! current_status {
+    ($tx:expr, $order_id:expr) => {{
+        let status: String = sqlx::query_scalar("select status from orders where id = $1")
+            .bind($order_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        status
+            .parse::<OrderStatus>()
+            .map_err(|e| StoreError::Corrupt {
+                column: "orders.status",
+                problem: e.to_string(),
+            })
+    }};
+}
+
 /// Outbox kinds.
 pub const OUTBOX_CUSTOMER: &str = "customer";
 pub const OUTBOX_OPERATOR: &str = "operator";
@@ -250,7 +266,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if paid != 1 {
-                return Ok(PayOutcome::NotPending(OrderStatus::Paid));
+                return Ok(PayOutcome::NotPending(current_status!(tx, order_id)?));
             }
             quarantine_paid!(tx, order_id, ctx)?;
             let action = format!("transfer.{outcome}");
@@ -308,7 +324,7 @@ impl Store {
                 .rows_affected();
             if paid != 1 {
                 // closed meanwhile by another instance: the debit above rolls back
-                return Ok(PayOutcome::NotPending(OrderStatus::Paid));
+                return Ok(PayOutcome::NotPending(current_status!(tx, order_id)?));
             }
             quarantine_paid!(tx, order_id, ctx)?;
             append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
@@ -541,6 +557,11 @@ impl Store {
                 ));
             }
             before.status.check_transition(to)?;
+            if to == OrderStatus::Refunded && before.kind == ProductKind::Topup {
+                return Err(StoreError::Conflict(
+                    "a top-up is already on the balance; adjust the balance instead of refunding it".to_owned(),
+                ));
+            }
             let after: Order = sqlx::query_as(concat!(
                 "update orders set status = $2, updated_at = $3 where id = $1 and status = $4 returning ",
                 order_columns!()
@@ -565,11 +586,31 @@ impl Store {
                     }
                 };
                 apply_ledger!(tx, before.user_id, paid, LedgerReason::Refund, Some(id), None::<i64>)?;
-                // a refunded sale earns no commission
-                sqlx::query("delete from commissions where order_id = $1 and status <> 'paid' and payout_id is null")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                // a refunded sale earns no commission; one already in an undecided payout is taken
+                // out of it (a payout left with nothing is rejected)
+                let commission: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "select amount, payout_id from commissions where order_id = $1 and status <> 'paid'",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some((amount, payout_id)) = commission {
+                    sqlx::query("delete from commissions where order_id = $1 and status <> 'paid'")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(pid) = payout_id {
+                        sqlx::query(
+                            "update payouts set amount = case when amount - $2 <= 0 then amount else amount - $2 end, \
+                             status = case when amount - $2 <= 0 then 'rejected' else status end \
+                             where id = $1 and status in ('requested', 'approved')",
+                        )
+                        .bind(pid)
+                        .bind(amount)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
             }
             let action = format!("order.{}", to.as_str());
             append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "order", id)

@@ -161,7 +161,8 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The user blocked the bot: broadcasts and notices stop until they write again.
+    /// The user blocked the bot: broadcasts skip them until their next session starts (the
+    /// profile refresh at session start clears the mark).
     pub async fn mark_blocked(&self, telegram_id: i64) -> StoreResult<()> {
         on_pool!(self, pool => {
             sqlx::query("update users set blocked = true, updated_at = $2 where telegram_id = $1")

@@ -274,6 +274,10 @@ pub async fn set_account(
     }
     let hash = crate::http::auth::hash_password(password).map_err(ApiError::internal)?;
     let user = store.upsert_dashboard_user(username, &hash, role).await?;
+    // a new password or role ends the sessions opened with the old one
+    store
+        .end_sessions_of(&format!("dashboard:{username}"))
+        .await?;
     store
         .audit(AuditRecord::new(actor, "account.set", "dashboard_user", user.id).after(&user))
         .await?;
@@ -297,4 +301,31 @@ pub async fn create_account(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+#[utoipa::path(post, path = "/admin/broadcasts/{id}/cancel", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 200, body = Broadcast), (status = 401), (status = 403), (status = 404), (status = 409)))]
+pub async fn cancel_broadcast(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Broadcast>, ApiError> {
+    caller.require(&[Role::Admin, Role::Operator])?;
+    let id = super::path_id(&id, "id")?;
+    let before = app.store.broadcast(id).await?;
+    if !app.store.finish_broadcast(id, "cancelled").await? {
+        return Err(ApiError::conflict(format!(
+            "the broadcast is {}",
+            before.status
+        )));
+    }
+    let after = app.store.broadcast(id).await?;
+    app.store
+        .audit(
+            AuditRecord::new(&caller.actor(), "broadcast.cancelled", "broadcast", id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
+    Ok(Json(after))
 }

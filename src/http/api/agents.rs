@@ -138,6 +138,12 @@ fn allowed(
         if caller.agent_id != Some(agent_id) {
             return Err(ApiError::not_found("agent"));
         }
+        if agent.status != "active" {
+            return Err(ApiError::forbidden(format!(
+                "the agent is {}",
+                agent.status
+            )));
+        }
         if let Some(p) = permission {
             let granted: Vec<String> = serde_json::from_str(&agent.permissions).unwrap_or_default();
             if !granted.iter().any(|g| g == p) {

@@ -99,6 +99,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::subsystems))
         .routes(routes!(admin::restart))
         .routes(routes!(admin::list_broadcasts, admin::create_broadcast))
+        .routes(routes!(admin::cancel_broadcast))
         .routes(routes!(admin::overview))
         .routes(routes!(admin::scanners))
         .routes(routes!(admin::bot))

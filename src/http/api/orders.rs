@@ -168,6 +168,12 @@ pub async fn create(
                     "the product is not on sale",
                 ));
             }
+            if product.kind == ProductKind::Topup {
+                return Err(ApiError::invalid(
+                    "topup_amount",
+                    "a top-up is ordered with topup_amount",
+                ));
+            }
             let quantity = body.quantity.unwrap_or(1);
             if !(1..=100).contains(&quantity) {
                 return Err(ApiError::invalid("quantity", "between 1 and 100"));

@@ -110,6 +110,8 @@ pub async fn revoke(
     caller.require(&[Role::Admin])?;
     let id = path_id(&id, "id")?;
     let token = app.store.revoke_token(id).await?;
+    // dashboard sessions opened with the token end with it
+    app.store.end_sessions_of(&format!("token:{id}")).await?;
     app.store
         .audit(AuditRecord::new(&caller.actor(), "token.revoked", "token", id).before(&token))
         .await?;
