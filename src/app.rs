@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::actors::bot_router::{BotHandle, BotRouter};
 use crate::actors::broadcaster::Broadcaster;
+use crate::actors::callback_worker::CallbackWorker;
 use crate::actors::demo_chain::{DemoChain, DemoChainHandle};
 use crate::actors::fullnode_scanner::FullNodeScanner;
 use crate::actors::matcher::{Matcher, MatcherHandle};
@@ -28,6 +29,7 @@ use crate::config::{Config, Secret, TelegramMode, TronSource};
 use crate::domain::allocation::TableRules;
 use crate::messages::supervisor::SupervisorMsg;
 use crate::payments::Payments;
+use crate::payments::callback::CallbackClient;
 use crate::payments::progress::ChainProgress;
 use crate::ratelimit::RateLimiter;
 use crate::store::{ConnectOptions, Store, StoreError};
@@ -115,7 +117,8 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
         max_connections: config.database.max_connections,
         connect_timeout: config.database.connect_timeout,
     })
-    .await?;
+    .await?
+    .with_callbacks(!config.payments.callback_url.is_empty());
     store.migrate().await?;
     Ok(store)
 }
@@ -444,10 +447,24 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
         outbound: app.bot_env.outbound.clone(),
         every: Duration::from_secs(1),
     };
-    vec![
+    let mut children = vec![
         actor_child("outbox", outbox, None),
         actor_child("broadcaster", broadcaster, None),
-    ]
+    ];
+    let p = &app.config.payments;
+    if !p.callback_url.is_empty() {
+        let callbacks = CallbackWorker {
+            store: app.store.clone(),
+            client: CallbackClient::new(
+                &p.callback_url,
+                p.callback_secret.clone(),
+                p.callback_timeout,
+            ),
+            every: OUTBOX_EVERY,
+        };
+        children.push(actor_child("callbacks", callbacks, None));
+    }
+    children
 }
 
 fn orders_children(app: &Arc<App>) -> Vec<ChildSpec> {
@@ -458,7 +475,6 @@ fn orders_children(app: &Arc<App>) -> Vec<ChildSpec> {
         progress: app.progress.clone(),
         quarantine_ms: millis(p.quarantine),
         commission_hold_ms: millis(p.commission_hold),
-        callbacks: false,
         max_expiry_wait_ms: millis(MAX_EXPIRY_WAIT),
     };
     vec![actor_child(

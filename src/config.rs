@@ -327,6 +327,13 @@ pub struct PaymentsConfig {
     pub wallets: Vec<TronAddress>,
     #[serde(with = "duration_str")]
     pub commission_hold: Duration,
+    /// Where order events are POSTed as signed JSON; empty turns merchant callbacks off.
+    pub callback_url: String,
+    /// HMAC-SHA256 key that signs each callback.
+    pub callback_secret: Secret,
+    /// How long one callback delivery may take before it counts as failed.
+    #[serde(with = "duration_str")]
+    pub callback_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -473,6 +480,11 @@ impl Config {
             ("tron.trongrid_url", self.tron.trongrid_url.as_str(), false),
             ("tron.fullnode_url", self.tron.fullnode_url.as_str(), false),
             ("http.public_url", self.http.public_url.as_str(), true),
+            (
+                "payments.callback_url",
+                self.payments.callback_url.as_str(),
+                true,
+            ),
         ] {
             if value.is_empty() && may_be_empty {
                 continue;
@@ -536,6 +548,18 @@ impl Config {
             return Err(ConfigError::invalid(
                 "payments.window",
                 "must be at least 1s",
+            ));
+        }
+        if !self.payments.callback_url.is_empty() && !self.payments.callback_secret.is_set() {
+            return Err(ConfigError::invalid(
+                "payments.callback_secret",
+                "merchant callbacks are signed: set a secret with payments.callback_url",
+            ));
+        }
+        if self.payments.callback_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::invalid(
+                "payments.callback_timeout",
+                "must be at least 100ms",
             ));
         }
         match self.tron.source {
@@ -671,6 +695,14 @@ impl Config {
                     .len()
                     .max(usize::from(self.tron.source == TronSource::Demo))
             ),
+            if self.payments.callback_url.is_empty() {
+                "merchant callbacks: off".to_owned()
+            } else {
+                format!(
+                    "merchant callbacks: {}",
+                    redact_url(&self.payments.callback_url)
+                )
+            },
             if self.metrics.enabled {
                 format!(
                     "metrics: /metrics on {}",
@@ -924,6 +956,20 @@ mod tests {
             (
                 &[("TELEBOT__TRON__CONFIRMATIONS", "soon")],
                 "tron.confirmations",
+            ),
+            (
+                &[(
+                    "TELEBOT__PAYMENTS__CALLBACK_URL",
+                    "https://shop.example/hook",
+                )],
+                "payments.callback_secret",
+            ),
+            (
+                &[
+                    ("TELEBOT__PAYMENTS__CALLBACK_URL", "shop.example/hook"),
+                    ("TELEBOT__PAYMENTS__CALLBACK_SECRET", "s"),
+                ],
+                "payments.callback_url",
             ),
             (&[("TELEBOT__NOPE__KEY", "1")], "nope.key"),
             (&[("TELEBOT__HTTP__ADR", "1")], "http.adr"),

@@ -141,6 +141,10 @@ fn describe() {
         "Notifications and callbacks waiting to be delivered"
     );
     describe_counter!(
+        "callbacks_total",
+        "Merchant callback deliveries, by outcome (delivered, retried, given_up)"
+    );
+    describe_counter!(
         "telegram_send_retries_total",
         "Bot API calls retried (after 429 or a network fault), by reason"
     );

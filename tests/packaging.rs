@@ -17,6 +17,7 @@ const SECRETS: &[&str] = &[
     "telegram.webhook_secret",
     "tron.trongrid_api_key",
     "security.webhook_secret",
+    "payments.callback_secret",
 ];
 
 fn read(path: &str) -> String {

@@ -899,3 +899,157 @@ async fn a_repeated_payment_is_credited_to_its_payer_not_to_a_new_order() {
     );
     app.shutdown().await;
 }
+
+/// A merchant's server on loopback: records every callback and answers with the queued statuses
+/// (200 once they run out).
+#[derive(Clone, Default)]
+struct Merchant {
+    received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>,
+    answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+}
+
+impl Merchant {
+    async fn start(answers: &[u16]) -> (Merchant, String) {
+        let m = Merchant::default();
+        m.answers.lock().unwrap().extend(answers);
+        let state = m.clone();
+        let router = axum::Router::new().route(
+            "/hooks/telebot",
+            axum::routing::post(
+                |axum::extract::State(m): axum::extract::State<Merchant>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    m.received.lock().unwrap().push((headers, body));
+                    let code = m.answers.lock().unwrap().pop_front().unwrap_or(200);
+                    axum::http::StatusCode::from_u16(code).unwrap()
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router.with_state(state))
+                .await
+                .unwrap();
+        });
+        (m, format!("http://{addr}/hooks/telebot"))
+    }
+
+    /// Callbacks received so far: (delivery id, event, verified body).
+    fn events(&self, secret: &str) -> Vec<(String, String, serde_json::Value)> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, body)| {
+                let header = |n: &str| h.get(n).and_then(|v| v.to_str().ok());
+                telebot::payments::webhook::verify(
+                    secret,
+                    header("x-telebot-timestamp"),
+                    header("x-telebot-signature"),
+                    body,
+                    now_ms() / 1000,
+                    300,
+                )
+                .expect("every callback carries a valid signature");
+                assert_eq!(header("content-type"), Some("application/json"));
+                (
+                    header("x-telebot-delivery").unwrap().to_owned(),
+                    header("x-telebot-event").unwrap().to_owned(),
+                    serde_json::from_slice(body).unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn merchant_callbacks_are_signed_retried_and_sent_once_per_event() {
+    const SECRET: &str = "merchant-callback-secret";
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    // the merchant's server fails the first call: it must come again, unchanged
+    let (merchant, url) = Merchant::start(&[503]).await;
+    let mut vars = tg_vars(&tg, "solidified");
+    vars.push(("TELEBOT__PAYMENTS__CALLBACK_URL", url.as_str()));
+    vars.push(("TELEBOT__PAYMENTS__CALLBACK_SECRET", SECRET));
+    let app = start_app(&db.url, &vars).await;
+    let base = app.http_addr.to_string();
+    let operator = token(&db.store, Role::Operator, None).await;
+    let (user, product) = shop(&db.store, 4242, "10", 3).await;
+
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    let t = transfer_to(order.payable_amount, true);
+    tg.push(t.clone());
+    wait_status(&db.store, order.id, OrderStatus::Delivered).await;
+    let events = wait_for("the paid callback, retried", LIMIT, || async {
+        let e = merchant.events(SECRET);
+        (e.len() >= 2).then_some(e)
+    })
+    .await;
+    let (first, second) = (&events[0], &events[1]);
+    assert_eq!(first, second, "a retry carries the same delivery and body");
+    let (_, event, body) = second;
+    assert_eq!(event, "order.paid");
+    assert_eq!(body["event"], "order.paid");
+    assert_eq!(body["order"]["id"], order.id);
+    assert_eq!(body["order"]["payable_amount"], "10.001000");
+    assert!(
+        body["order"].get("delivery").is_none(),
+        "the customer's goods stay out of callbacks: {body}"
+    );
+    assert_eq!(body["customer"]["telegram_id"], 4242);
+    assert_eq!(body["transfer"]["txid"], t.txid.as_str());
+    assert_eq!(body["transfer"]["amount"], "10.001000");
+    assert_eq!(body["transfer"]["from"], PAYER);
+
+    // an operator refund and a cancelled order each make one more callback
+    let client = reqwest::Client::new();
+    let put = |id: i64, status: &'static str| {
+        client
+            .put(format!("http://{base}/api/v1/orders/{id}"))
+            .bearer_auth(&operator)
+            .json(&serde_json::json!({ "status": status }))
+            .send()
+    };
+    assert_eq!(put(order.id, "refunded").await.unwrap().status(), 200);
+    let unpaid = order_for(&app.app, user.id, &product, 1).await;
+    assert_eq!(put(unpaid.id, "cancelled").await.unwrap().status(), 200);
+    let events = wait_for("refund and cancel callbacks", LIMIT, || async {
+        let e = merchant.events(SECRET);
+        (e.len() >= 4).then_some(e)
+    })
+    .await;
+    let refund = events.iter().find(|e| e.1 == "order.refunded").unwrap();
+    assert_eq!(refund.2["order"]["status"], "refunded");
+    let cancel = events.iter().find(|e| e.1 == "order.cancelled").unwrap();
+    assert_eq!(cancel.2["order"]["id"], unpaid.id);
+    assert_eq!(cancel.2["order"]["status"], "cancelled");
+    assert!(cancel.2["transfer"].is_null());
+
+    // nothing is sent twice once taken, and nothing stays queued
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(merchant.events(SECRET).len(), 4);
+    let rows = db.store.outbox_by_kind("callback", 100).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_a_callback_url_nothing_is_queued_for_merchants() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let (user, product) = shop(&db.store, 77, "5", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    let cancelled = app.app.orders.cancel(order.id, "test").await.unwrap();
+    assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    assert!(
+        db.store
+            .outbox_by_kind("callback", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    app.shutdown().await;
+}

@@ -44,6 +44,7 @@ impl Job {
 
 pub mod bot_router;
 pub mod broadcaster;
+pub mod callback_worker;
 pub mod demo_chain;
 pub mod fullnode_scanner;
 pub mod matcher;

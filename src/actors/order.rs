@@ -25,7 +25,6 @@ pub struct OrderEnv {
     pub progress: ChainProgress,
     pub quarantine_ms: i64,
     pub commission_hold_ms: i64,
-    pub callbacks: bool,
     /// Longest wait for lagging scanners after a window ends, before expiring anyway.
     pub max_expiry_wait_ms: i64,
 }
@@ -35,7 +34,6 @@ impl OrderEnv {
         SettleContext {
             actor: "system",
             commission_hold_ms: self.commission_hold_ms,
-            callbacks: self.callbacks,
             manual: false,
             quarantine_until: crate::domain::now_ms() + self.quarantine_ms,
         }

@@ -17,7 +17,7 @@ use crate::store::{OUTBOX_CUSTOMER, OUTBOX_OPERATOR, OutboxMessage, Store};
 /// Messages taken per round and kind.
 const BATCH: i64 = 50;
 /// Attempts before a message that keeps failing is given up (about a day with the backoff).
-const MAX_ATTEMPTS: i64 = 30;
+pub(crate) const MAX_ATTEMPTS: i64 = 30;
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -33,7 +33,7 @@ pub struct OutboxState {
 }
 
 /// Delay before attempt `attempts + 1`: 2 s doubling, at most an hour.
-fn retry_delay_ms(attempts: i64) -> i64 {
+pub(crate) fn retry_delay_ms(attempts: i64) -> i64 {
     (2_000i64 << attempts.clamp(0, 11)).min(3_600_000)
 }
 

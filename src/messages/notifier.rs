@@ -1,5 +1,5 @@
-//! Messages of the notifier's actors: the [outbox worker](crate::actors::outbox_worker) and the
-//! [broadcaster](crate::actors::broadcaster).
+//! Messages of the notifier's actors: the [outbox worker](crate::actors::outbox_worker), the
+//! [callback worker](crate::actors::callback_worker) and the [broadcaster](crate::actors::broadcaster).
 
 pub enum OutboxMsg {
     /// Deliver what is due (sent by the actor's own timer).
@@ -8,5 +8,10 @@ pub enum OutboxMsg {
 
 pub enum BroadcastMsg {
     /// Continue any running broadcast (sent by the actor's own timer).
+    Tick,
+}
+
+pub enum CallbackMsg {
+    /// Deliver the merchant callbacks that are due (sent by the actor's own timer).
     Tick,
 }

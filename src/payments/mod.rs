@@ -17,6 +17,7 @@ use crate::domain::{OrderStatus, now_ms};
 use crate::messages::orders::OrderError;
 use crate::store::{NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer};
 
+pub mod callback;
 pub mod progress;
 pub mod scan;
 pub mod tron;

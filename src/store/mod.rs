@@ -93,6 +93,8 @@ pub(crate) enum Db {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// Order events also queue a merchant callback (`payments.callback_url` is set).
+    pub(crate) callbacks: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,6 +189,7 @@ impl Store {
                 .await?;
             Ok(Store {
                 db: Db::Sqlite(pool),
+                callbacks: false,
             })
         } else {
             let options = PgConnectOptions::from_str(&opts.url)?;
@@ -197,8 +200,15 @@ impl Store {
                 .await?;
             Ok(Store {
                 db: Db::Postgres(pool),
+                callbacks: false,
             })
         }
+    }
+
+    /// The same store, queueing a merchant callback with every order event when `on`.
+    pub fn with_callbacks(mut self, on: bool) -> Store {
+        self.callbacks = on;
+        self
     }
 
     /// Applies pending migrations of the backend's dialect.

@@ -152,6 +152,19 @@ pub const OUTBOX_CUSTOMER: &str = "customer";
 pub const OUTBOX_OPERATOR: &str = "operator";
 pub const OUTBOX_CALLBACK: &str = "callback";
 
+/// Queues the merchant callback of an order event (`order.paid`, `order.expired`, ...) when the
+/// store has callbacks on. The payload names the event and the order; the notifier builds the
+/// body from the order as it stands when it delivers. One callback per event and order.
+macro_rules! enqueue_callback {
+    ($store:expr, $tx:expr, $event:expr, $order_id:expr) => {{
+        if $store.callbacks {
+            let event: &str = $event;
+            enqueue_outbox!($tx, OUTBOX_CALLBACK, Some(format!("callback:{event}:{}", $order_id)),
+                json!({"event": event, "order_id": $order_id, "at": now_ms()}).to_string())?;
+        }
+    }};
+}
+
 /// Settings that shape a settlement.
 #[derive(Debug, Clone)]
 pub struct SettleContext<'a> {
@@ -159,8 +172,6 @@ pub struct SettleContext<'a> {
     pub actor: &'a str,
     /// How long a new commission is held before it can be paid out.
     pub commission_hold_ms: i64,
-    /// Queue a merchant callback for paid orders.
-    pub callbacks: bool,
     /// An operator assigns the transfer by hand: unmatched or held transfers are accepted and
     /// the amount, wallet and window are not checked.
     pub manual: bool,
@@ -277,10 +288,7 @@ impl Store {
                 .before(&json!({"status": "pending_payment"}))
                 .after(&json!({"status": "paid", "transfer_id": transfer_id})))?;
             enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
-            if ctx.callbacks {
-                enqueue_outbox!(&mut *tx, OUTBOX_CALLBACK, Some(format!("callback:paid:{order_id}")),
-                    json!({"event": "order.paid", "order_id": order_id}).to_string())?;
-            }
+            enqueue_callback!(self, &mut *tx, "order.paid", order_id);
 
             fulfil!(tx, &order, now, ctx, transfer.amount.micros(), Some(transfer_id))?;
             let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
@@ -331,6 +339,7 @@ impl Store {
                 .before(&json!({"status": "pending_payment"}))
                 .after(&json!({"status": "paid", "from_balance": order.price})))?;
             enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
+            enqueue_callback!(self, &mut *tx, "order.paid", order_id);
             fulfil!(tx, &order, now, ctx, 0, None::<i64>)?;
             let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
                 .bind(order_id)
@@ -384,6 +393,7 @@ impl Store {
                         .after(&json!({"status": to, "quarantine_until": quarantine_until})))?;
                     let name = if to == OrderStatus::Expired { "order_expired" } else { "order_cancelled" };
                     enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("{name}:{order_id}")), event(name, &order))?;
+                    enqueue_callback!(self, &mut *tx, action, order_id);
                     Ok(order)
                 }
             }
@@ -618,6 +628,7 @@ impl Store {
                 .after(&json!({"status": to})))?;
             enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("status:{id}:{}", to.as_str())),
                 json!({"event": "order_status", "order_id": id, "user_id": before.user_id, "status": to}).to_string())?;
+            enqueue_callback!(self, &mut *tx, &action, id);
             (before, after)
         });
         Ok(pair)

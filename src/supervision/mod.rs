@@ -6,7 +6,7 @@
 //! ├── bot        supervisor ── router (session actor per Telegram user), telegram (polling / webhook)
 //! ├── orders     supervisor ── manager (order actor per pending order)
 //! ├── payments   supervisor ── matcher (allocation table), scanner per chain source
-//! └── notifier   supervisor ── outbox (Telegram messages, paced; merchant callbacks)
+//! └── notifier   supervisor ── outbox (Telegram messages, paced), broadcaster, callbacks (merchant)
 //! ```
 //! Each supervisor restarts a failed child after an exponential backoff, allows at most
 //! `supervision.max_restarts` within `supervision.restart_window`, then gives up and fails

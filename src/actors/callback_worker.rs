@@ -1,0 +1,124 @@
+//! The callback worker (notifier subsystem, present when `payments.callback_url` is set):
+//! delivers the merchant callbacks that settlements queued in the outbox, one at a time in the
+//! order they were queued. A callback the merchant's server does not take stays queued and is
+//! tried again with the outbox's backoff (2 s doubling to an hour, about a day in all), so an
+//! outage on the merchant's side loses nothing. It runs apart from the Telegram notifications
+//! so that a slow merchant server never delays a customer's message.
+
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use super::outbox_worker::{MAX_ATTEMPTS, retry_delay_ms};
+use crate::domain::now_ms;
+use crate::messages::notifier::CallbackMsg;
+use crate::payments::callback::{CallbackClient, CallbackError, build};
+use crate::store::{OUTBOX_CALLBACK, OutboxMessage, Store, StoreError};
+
+/// Callbacks taken per round.
+const BATCH: i64 = 20;
+
+#[derive(Clone)]
+pub struct CallbackWorker {
+    pub store: Store,
+    pub client: CallbackClient,
+    pub every: Duration,
+}
+
+pub struct CallbackState {
+    job: super::Job,
+}
+
+impl CallbackWorker {
+    async fn round(&self) -> Result<(), StoreError> {
+        for m in self.store.due_outbox(OUTBOX_CALLBACK, BATCH).await? {
+            let result = self.deliver(&m).await;
+            self.settle(&m, result).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, m: &OutboxMessage) -> Result<(), CallbackError> {
+        let callback = build(&self.store, m).await?;
+        self.client.send(&callback).await
+    }
+
+    async fn settle(
+        &self,
+        m: &OutboxMessage,
+        result: Result<(), CallbackError>,
+    ) -> Result<(), StoreError> {
+        match result {
+            Ok(()) => {
+                metrics::counter!("callbacks_total", "outcome" => "delivered").increment(1);
+                self.store.outbox_sent(m.id).await
+            }
+            Err(e) => {
+                let give_up = e.is_permanent() || m.attempts + 1 >= MAX_ATTEMPTS;
+                if give_up {
+                    metrics::counter!("callbacks_total", "outcome" => "given_up").increment(1);
+                    tracing::warn!(outbox_id = m.id, error = %e, "merchant callback given up");
+                } else {
+                    metrics::counter!("callbacks_total", "outcome" => "retried").increment(1);
+                    tracing::info!(outbox_id = m.id, attempt = m.attempts + 1, error = %e,
+                        "merchant callback not delivered; will retry");
+                }
+                self.store
+                    .outbox_retry(
+                        m.id,
+                        now_ms() + retry_delay_ms(m.attempts),
+                        &e.to_string(),
+                        give_up,
+                    )
+                    .await
+            }
+        }
+    }
+}
+
+impl Actor for CallbackWorker {
+    type Msg = CallbackMsg;
+    type State = CallbackState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CallbackMsg>,
+        _: (),
+    ) -> Result<CallbackState, ActorProcessingErr> {
+        myself.send_interval(self.every, || CallbackMsg::Tick);
+        Ok(CallbackState {
+            job: super::Job::default(),
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<CallbackMsg>,
+        state: &mut CallbackState,
+    ) -> Result<(), ActorProcessingErr> {
+        // a callback sent but not marked would be sent again after the restart; the merchant
+        // recognises it by X-Telebot-Delivery
+        state.job.finish(Duration::from_secs(5)).await;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<CallbackMsg>,
+        msg: CallbackMsg,
+        state: &mut CallbackState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CallbackMsg::Tick => {
+                let worker = self.clone();
+                state.job.start(async move {
+                    if let Err(e) = worker.round().await {
+                        tracing::warn!(error = %e, "callback round failed; retrying");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}
