@@ -735,6 +735,23 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
     let (_, users) = api.get("/users", &lin).await;
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
 
+    // a token's last use is recorded, to the minute: a second call soon after writes nothing
+    let last_used = || async {
+        let (_, tokens) = api.get("/tokens", &t.admin).await;
+        tokens
+            .as_array()
+            .or_else(|| tokens["items"].as_array())
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "lin")
+            .unwrap()["last_used_at"]
+            .as_i64()
+    };
+    let first_use = wait_for("last use recorded", Duration::from_secs(5), last_used).await;
+    api.get("/orders", &lin).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(last_used().await, Some(first_use));
+
     let (status, err) = api
         .post(
             &format!("/agents/{agent_id}/payouts"),

@@ -10,12 +10,14 @@ use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::error::ApiError;
-use crate::domain::Role;
+use crate::domain::{Role, now_ms};
 
 /// Name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "telebot_session";
 /// Header that carries the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// A token's `last_used_at` is written again once it is this old (milliseconds).
+const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -122,11 +124,18 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
         let found = app.store.token_by_hash(&hash_token(token)).await?;
         let token = found.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-        let store = app.store.clone();
-        let id = token.id;
-        tokio::spawn(async move {
-            let _ = store.touch_token(id).await;
-        });
+        // last use is kept to the minute: a write per request would serialise every API call
+        // behind the database's write lock
+        if token
+            .last_used_at
+            .is_none_or(|at| now_ms() - at >= TOUCH_EVERY_MS)
+        {
+            let store = app.store.clone();
+            let id = token.id;
+            tokio::spawn(async move {
+                let _ = store.touch_token(id).await;
+            });
+        }
         Ok(Caller {
             subject: format!("token:{}", token.id),
             name: token.name,
