@@ -15,6 +15,8 @@ use crate::messages::bot::{RouterMsg, SessionMsg};
 use crate::supervision::ActorSlot;
 
 const NAME: &str = "bot router";
+/// How long a stopping router waits for its sessions to finish the update in hand.
+const SESSION_STOP_WAIT: Duration = Duration::from_secs(3);
 /// Update ids remembered to drop repeats (Telegram redelivers unconfirmed updates).
 const RECENT_UPDATES: usize = 4096;
 
@@ -116,9 +118,20 @@ impl Actor for BotRouter {
         _: ActorRef<RouterMsg>,
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
-        // sessions finish the update they are handling; their state is in the database
-        for (s, _) in state.sessions.values() {
-            s.stop(Some("shutdown".to_owned()));
+        // sessions finish the update they are handling and save their state before the router
+        // goes: once it returns, ractor would end its children wherever they are
+        let stopping = state
+            .sessions
+            .values()
+            .map(|(s, _)| s.stop_and_wait(Some("shutdown".to_owned()), Some(SESSION_STOP_WAIT)));
+        for (result, (s, _)) in futures_util::future::join_all(stopping)
+            .await
+            .into_iter()
+            .zip(state.sessions.values())
+        {
+            if result.is_err() {
+                s.kill();
+            }
         }
         state.active.set(0.0);
         Ok(())
