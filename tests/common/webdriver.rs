@@ -2,6 +2,7 @@
 //! chromedriver for the dashboard's browser tests.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,7 +45,9 @@ impl Browser {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
+        // its own process group, so that the browser it starts goes away with it (see Drop)
         let driver = Command::new("chromedriver")
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -208,12 +211,21 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
-    pub async fn quit(mut self) {
+    pub async fn quit(self) {
         let _ = self
             .client
             .delete(format!("{}/session/{}", self.base, self.session))
             .send()
             .await;
+    }
+}
+
+impl Drop for Browser {
+    /// Ends chromedriver and every browser process it started, also when a test panics.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
