@@ -491,12 +491,30 @@ async fn catalog_endpoints_validate_their_input(db: &TestDb) {
         let (status, err) = api.get(&format!("/products?{bad}"), &t.service).await;
         assert_eq!(status, 422, "{bad}: {err}");
     }
+    // listings are cached in memory; every change shows at once on this instance
+    let listed = |token: String, query: &'static str| {
+        let api = &api;
+        async move {
+            let (_, list) = api.get(&format!("/products{query}"), &token).await;
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["id"] == id)
+        }
+    };
+    assert!(listed(t.service.clone(), "").await);
     let mut hidden = body.clone();
     hidden["hidden"] = json!(true);
     let (status, _) = api
         .put(&format!("/products/{id}"), &t.operator, hidden)
         .await;
     assert_eq!(status, 200);
+    assert!(
+        !listed(t.service.clone(), "").await,
+        "hidden from the listing at once"
+    );
+    assert!(listed(t.operator.clone(), "?include_hidden=true").await);
     assert_eq!(
         api.get(&format!("/products/{id}"), &t.service).await.0,
         404,
@@ -525,6 +543,7 @@ async fn catalog_endpoints_validate_their_input(db: &TestDb) {
         api.get(&format!("/products/{id}"), &t.operator).await.0,
         404
     );
+    assert!(!listed(t.operator.clone(), "?include_hidden=true").await);
     assert_eq!(api.get("/products/abc", &t.operator).await.0, 422);
     assert_eq!(api.get("/products/0", &t.operator).await.0, 422);
     assert_eq!(api.get("/nowhere", &t.operator).await.0, 404);

@@ -88,6 +88,42 @@ pub struct ProductFilter {
     pub include_hidden: bool,
 }
 
+/// Product listings kept in memory: the catalog is read on every browse of the bot and every
+/// `GET /products`, and written rarely. Every product write in this process bumps the version,
+/// which drops what was cached before; entries also expire after [`CATALOG_TTL`], which bounds
+/// how long another instance's change takes to show here.
+#[derive(Debug, Default)]
+pub(crate) struct CatalogCache {
+    version: std::sync::atomic::AtomicU64,
+    lists: dashmap::DashMap<(bool, Option<i64>, i64, i64), CachedList>,
+    counts: dashmap::DashMap<(bool, Option<i64>), (u64, std::time::Instant, i64)>,
+}
+
+type CachedList = (u64, std::time::Instant, std::sync::Arc<Vec<Product>>);
+
+/// How long a cached listing is served without asking the database.
+pub const CATALOG_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Listings kept at most (distinct filters and pages); beyond it the cache starts over.
+const CATALOG_ENTRIES: usize = 512;
+
+impl CatalogCache {
+    fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn fresh(&self, version: u64, at: std::time::Instant) -> bool {
+        version == self.version() && at.elapsed() < CATALOG_TTL
+    }
+
+    /// Called after a product write has committed.
+    fn invalidate(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.lists.clear();
+        self.counts.clear();
+    }
+}
+
 macro_rules! product_columns {
     () => {
         "id, category_id, kind, name_en, name_zh, description_en, description_zh, price, hidden, \
@@ -135,7 +171,7 @@ impl Store {
 
     pub async fn create_product(&self, p: &ProductInput) -> StoreResult<Product> {
         let now = now_ms();
-        Ok(on_pool!(self, pool => {
+        let created = on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "insert into products (category_id, kind, name_en, name_zh, description_en, \
                  description_zh, price, hidden, position, created_at, updated_at) \
@@ -154,7 +190,9 @@ impl Store {
             .bind(now)
             .fetch_one(pool)
             .await?
-        }))
+        });
+        self.catalog.invalidate();
+        Ok(created)
     }
 
     /// Replaces a product's fields; returns the product before and after (for the audit log).
@@ -192,12 +230,13 @@ impl Store {
             .await?;
             (before, after)
         });
+        self.catalog.invalidate();
         Ok(pair)
     }
 
     /// Removes a product from sale. Orders keep pointing at it, so the row stays, marked deleted.
     pub async fn delete_product(&self, id: i64) -> StoreResult<Product> {
-        on_pool!(self, pool => {
+        let deleted = on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "update products set deleted = true, hidden = true, updated_at = $2 \
                  where id = $1 and not deleted returning ",
@@ -207,8 +246,9 @@ impl Store {
             .bind(now_ms())
             .fetch_optional(pool)
             .await?
-        })
-        .ok_or(StoreError::NotFound("product"))
+        });
+        self.catalog.invalidate();
+        deleted.ok_or(StoreError::NotFound("product"))
     }
 
     pub async fn product(&self, id: i64) -> StoreResult<Product> {
@@ -234,8 +274,18 @@ impl Store {
         .ok_or(StoreError::NotFound("product"))
     }
 
+    /// Products on sale (and hidden ones with `include_hidden`), in catalog order; served from
+    /// the [`CatalogCache`] when it has them.
     pub async fn list_products(&self, f: &ProductFilter, page: Page) -> StoreResult<Vec<Product>> {
-        Ok(on_pool!(self, pool => {
+        let key = (f.include_hidden, f.category_id, page.limit, page.offset);
+        if let Some(hit) = self.catalog.lists.get(&key)
+            && self.catalog.fresh(hit.0, hit.1)
+        {
+            return Ok(hit.2.as_ref().clone());
+        }
+        // the version is read before the query: a write committed meanwhile leaves the entry stale
+        let version = self.catalog.version();
+        let products: Vec<Product> = on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "select ",
                 product_columns!(),
@@ -248,11 +298,30 @@ impl Store {
             .bind(page.offset)
             .fetch_all(pool)
             .await?
-        }))
+        });
+        if self.catalog.lists.len() >= CATALOG_ENTRIES {
+            self.catalog.lists.clear();
+        }
+        self.catalog.lists.insert(
+            key,
+            (
+                version,
+                std::time::Instant::now(),
+                std::sync::Arc::new(products.clone()),
+            ),
+        );
+        Ok(products)
     }
 
     pub async fn count_products(&self, f: &ProductFilter) -> StoreResult<i64> {
-        Ok(on_pool!(self, pool => {
+        let key = (f.include_hidden, f.category_id);
+        if let Some(hit) = self.catalog.counts.get(&key)
+            && self.catalog.fresh(hit.0, hit.1)
+        {
+            return Ok(hit.2);
+        }
+        let version = self.catalog.version();
+        let count: i64 = on_pool!(self, pool => {
             sqlx::query_scalar(
                 "select count(*) from products where not deleted and ($1 or not hidden) \
                  and ($2 is null or category_id = $2)",
@@ -261,7 +330,14 @@ impl Store {
             .bind(f.category_id)
             .fetch_one(pool)
             .await?
-        }))
+        });
+        if self.catalog.counts.len() >= CATALOG_ENTRIES {
+            self.catalog.counts.clear();
+        }
+        self.catalog
+            .counts
+            .insert(key, (version, std::time::Instant::now(), count));
+        Ok(count)
     }
 
     /// Adds deliverable items to a digital product; returns how many were added.

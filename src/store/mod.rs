@@ -95,6 +95,8 @@ pub struct Store {
     pub(crate) db: Db,
     /// Order events also queue a merchant callback (`payments.callback_url` is set).
     pub(crate) callbacks: bool,
+    /// Product listings in memory, shared by the clones of this store.
+    pub(crate) catalog: std::sync::Arc<catalog::CatalogCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -190,6 +192,7 @@ impl Store {
             Ok(Store {
                 db: Db::Sqlite(pool),
                 callbacks: false,
+                catalog: Default::default(),
             })
         } else {
             let options = PgConnectOptions::from_str(&opts.url)?;
@@ -201,6 +204,7 @@ impl Store {
             Ok(Store {
                 db: Db::Postgres(pool),
                 callbacks: false,
+                catalog: Default::default(),
             })
         }
     }
