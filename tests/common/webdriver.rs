@@ -223,9 +223,14 @@ impl Browser {
 impl Drop for Browser {
     /// Ends chromedriver and every browser process it started, also when a test panics.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.driver.id())])
-            .status();
+        // `--` keeps procps kill from reading the negative group id as an option: without it,
+        // `kill -KILL -1234` sends to -1, its first digit, which is every process we may signal.
+        let group = self.driver.id();
+        if group > 1 {
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{group}")])
+                .status();
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
