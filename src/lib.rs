@@ -20,6 +20,10 @@ use config::Config;
 
 /// Runs the service until Ctrl-C or SIGTERM, then shuts down gracefully.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    // Listen for SIGTERM and Ctrl-C before anything starts: a signal that arrives while the
+    // service starts (or a moment after it reports ready) then stops it gracefully instead of
+    // killing it with the default action.
+    let mut stop = ShutdownSignals::listen()?;
     if config.metrics.enabled {
         telemetry::metrics_handle();
     }
@@ -54,7 +58,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         running.http_addr
     );
     tokio::select! {
-        _ = shutdown_signal() => {
+        _ = stop.recv() => {
             tracing::info!("shutdown requested; finishing in-flight work");
             running.shutdown().await;
             tracing::info!("stopped cleanly");
@@ -74,23 +78,39 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// The signals that ask the service to stop: SIGTERM (what container runtimes and systemd send)
+/// and SIGINT (Ctrl-C). The handlers are installed when this is created; signals that arrive
+/// before `recv` is awaited are kept, not lost.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.interrupt.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

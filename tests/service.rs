@@ -190,6 +190,38 @@ fn serves_on_the_embedded_default_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// SIGTERM sent while the service is still starting (right after its first start-up line) and
+/// SIGTERM sent the moment it reports it is up both end in a graceful stop with exit code 0,
+/// never in the default action of the signal (killed, exit status 143).
+#[test]
+fn sigterm_during_start_up_or_right_after_it_still_stops_cleanly() {
+    for wait_for in ["database: SQLite at", "telebot is up"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = telebot(dir.path())
+            .env("TELEBOT__HTTP__ADDR", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let seen = lines.by_ref().find(|l| l.contains(wait_for));
+        assert!(seen.is_some(), "no {wait_for:?} line");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let rest: Vec<String> = lines.collect();
+        let exit = common_wait(&mut child, Duration::from_secs(30));
+        assert_eq!(exit, Some(0), "SIGTERM after {wait_for:?}: {rest:#?}");
+        assert!(
+            rest.iter().any(|l| l.contains("stopped cleanly")),
+            "SIGTERM after {wait_for:?}: {rest:#?}"
+        );
+    }
+}
+
 fn common_wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
     let deadline = std::time::Instant::now() + limit;
     loop {
