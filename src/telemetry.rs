@@ -160,7 +160,7 @@ fn describe() {
     for outcome in ["paid", "late_credited", "review", "unmatched", "duplicate"] {
         counter!("payments_matched_total", "outcome" => outcome).increment(0);
     }
-    for reason in ["retry_after", "network"] {
+    for reason in ["retry_after", "network", "server"] {
         counter!("telegram_send_retries_total", "reason" => reason).increment(0);
     }
     gauge!("outbox_pending").set(0.0);

@@ -23,8 +23,8 @@ const CHAT_BURST: f64 = 3.0;
 const CHAT_RATE: f64 = 1.0;
 /// 429 answers honoured before giving up on one message.
 const MAX_RETRY_AFTER: u32 = 5;
-/// Network faults retried before giving up on one message.
-const MAX_NETWORK_RETRIES: u32 = 3;
+/// Network and server faults retried before giving up on one message.
+const MAX_FAULT_RETRIES: u32 = 3;
 
 struct Bucket {
     tokens: f64,
@@ -77,6 +77,40 @@ pub enum SendError {
     /// Still failing after the retries; worth trying again later.
     #[error("telegram unreachable: {0}")]
     Transient(String),
+}
+
+/// Sorts a failed Bot API call: permanent when Telegram says the request itself cannot succeed
+/// (a bad request, the bot blocked or not allowed, a chat that moved), transient when the fault is
+/// on Telegram's side or on the way there, where trying again later can succeed: network faults,
+/// 429s still answered after the retries, a 5xx answer in Telegram's JSON ("Internal Server
+/// Error", "Bad Gateway", ...), or an answer that is not JSON at all (a proxy's HTML error page).
+fn classify(e: RequestError) -> SendError {
+    match e {
+        RequestError::Api(ApiError::Unknown(description)) if !is_client_error(&description) => {
+            SendError::Transient(description)
+        }
+        RequestError::Api(_) | RequestError::MigrateToChatId(_) => {
+            SendError::Refused(e.to_string())
+        }
+        RequestError::RetryAfter(_)
+        | RequestError::Network(_)
+        | RequestError::InvalidJson { .. }
+        | RequestError::Io(_) => SendError::Transient(e.to_string()),
+    }
+}
+
+/// Telegram starts the description of every 4xx answer with its status text; anything else in an
+/// error answer comes from a server fault.
+fn is_client_error(description: &str) -> bool {
+    [
+        "Bad Request",
+        "Unauthorized",
+        "Forbidden",
+        "Not Found",
+        "Conflict",
+    ]
+    .iter()
+    .any(|prefix| description.starts_with(prefix))
 }
 
 impl SendError {
@@ -186,7 +220,7 @@ impl Outbound {
         Fut: std::future::Future<Output = Result<T, RequestError>>,
     {
         let mut retry_after = 0;
-        let mut network = 0;
+        let mut faults = 0;
         loop {
             self.pace(chat).await;
             match request().await {
@@ -198,26 +232,22 @@ impl Outbound {
                     tracing::warn!(chat, wait_s = s.seconds(), "telegram asked to slow down");
                     tokio::time::sleep(s.duration()).await;
                 }
-                Err(RequestError::Network(e)) if network < MAX_NETWORK_RETRIES => {
-                    network += 1;
-                    metrics::counter!("telegram_send_retries_total", "reason" => "network")
+                Err(e) => {
+                    let reason = if matches!(e, RequestError::Network(_)) {
+                        "network"
+                    } else {
+                        "server"
+                    };
+                    let error = classify(e);
+                    if error.is_permanent() || faults >= MAX_FAULT_RETRIES {
+                        return Err(error);
+                    }
+                    faults += 1;
+                    metrics::counter!("telegram_send_retries_total", "reason" => reason)
                         .increment(1);
-                    tracing::debug!(chat, error = %e, "telegram request failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(network))).await;
+                    tracing::debug!(chat, %error, "telegram request failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(faults))).await;
                 }
-                Err(
-                    e @ (RequestError::Network(_)
-                    | RequestError::RetryAfter(_)
-                    | RequestError::Io(_)),
-                ) => {
-                    return Err(SendError::Transient(e.to_string()));
-                }
-                Err(RequestError::Api(ApiError::Unknown(m)))
-                    if m.contains("Internal Server Error") =>
-                {
-                    return Err(SendError::Transient(m));
-                }
-                Err(e) => return Err(SendError::Refused(e.to_string())),
             }
         }
     }
@@ -346,6 +376,35 @@ mod tests {
             "no tag, no half entity: {cut}"
         );
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn server_faults_are_transient_and_bad_requests_permanent() {
+        let api = |m: &str| RequestError::Api(ApiError::Unknown(m.to_owned()));
+        for transient in [
+            api("Internal Server Error"),
+            api("Bad Gateway"),
+            api("Gateway Timeout"),
+            api("Service Unavailable"),
+            RequestError::InvalidJson {
+                source: Arc::new(serde_json::from_str::<u8>("<html>").unwrap_err()),
+                raw: "<html><body>502 Bad Gateway</body></html>".into(),
+            },
+            RequestError::Io(Arc::new(std::io::Error::other("reset"))),
+        ] {
+            let shown = format!("{transient:?}");
+            assert!(!classify(transient).is_permanent(), "{shown}");
+        }
+        for permanent in [
+            api("Bad Request: chat not found"),
+            api("Forbidden: bot is not a member of the channel chat"),
+            api("Unauthorized"),
+            RequestError::Api(ApiError::BotBlocked),
+        ] {
+            let shown = format!("{permanent:?}");
+            assert!(classify(permanent).is_permanent(), "{shown}");
+        }
+        assert!(classify(RequestError::Api(ApiError::BotBlocked)).user_is_gone());
     }
 
     #[test]
