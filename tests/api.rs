@@ -546,7 +546,32 @@ async fn catalog_endpoints_validate_their_input(db: &TestDb) {
     assert!(!listed(t.operator.clone(), "?include_hidden=true").await);
     assert_eq!(api.get("/products/abc", &t.operator).await.0, 422);
     assert_eq!(api.get("/products/0", &t.operator).await.0, 422);
-    assert_eq!(api.get("/nowhere", &t.operator).await.0, 404);
+    // unknown routes, methods and query parameters answer in the same error shape
+    let (status, body) = api.get("/nowhere", &t.operator).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/nowhere"),
+        "{body}"
+    );
+    let (status, body) = api
+        .call(Method::PATCH, "/products", Some(&t.operator), None)
+        .await;
+    assert_eq!(status, 405);
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let (status, body) = api.get("/products?categroy=1", &t.operator).await;
+    assert_eq!(status, 422, "a misspelt filter is refused, not ignored");
+    assert_eq!(body["error"]["code"], "invalid_query", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("categroy"),
+        "{body}"
+    );
     app.shutdown().await;
 }
 

@@ -62,6 +62,7 @@ pub struct AgentView {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AgentQuery {
     /// `pending`, `active`, `suspended` or `rejected`.
     pub status: Option<String>,
@@ -86,6 +87,7 @@ pub struct PayoutDecision {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PayoutQuery {
     /// `requested`, `approved`, `rejected` or `paid`.
     pub status: Option<String>,

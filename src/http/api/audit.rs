@@ -13,6 +13,7 @@ use crate::store::{AuditEntry, AuditFilter};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Who acted: `token:<id>`, `user:<id>`, `system`, `bot`, `cli`, `dashboard:<name>`.
     pub actor: Option<String>,

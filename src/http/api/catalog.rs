@@ -65,6 +65,7 @@ pub struct StockAdded {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ProductQuery {
     /// Only products of this category id.
     pub category: Option<i64>,

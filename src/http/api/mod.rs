@@ -108,14 +108,38 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts();
     doc.openapi = utoipa::openapi::OpenApiVersion::Version31;
     let doc_json = serde_json::to_value(&doc).unwrap_or_default();
-    let router = router.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let doc = doc_json.clone();
-            async move { axum::Json(doc) }
-        }),
-    );
+    let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc_json.clone();
+                async move { axum::Json(doc) }
+            }),
+        )
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed);
     (router, doc)
+}
+
+/// A path under /api/v1 that names no endpoint, in the API's error shape.
+async fn unknown_route(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no endpoint at {}; /api/v1/openapi.json lists them",
+            uri.path()
+        ),
+    )
+}
+
+/// An endpoint asked with a method it does not answer, in the API's error shape.
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this endpoint does not answer {method}"),
+    )
 }
 
 /// A JSON body; every way it can be wrong is a 400 (not JSON) or 422 (a field breaks a rule),
@@ -228,6 +252,7 @@ pub fn path_id(raw: &str, field: &str) -> Result<i64, ApiError> {
 /// `limit` (1 to 200, default 50) and `offset` (default 0) of a listing.
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// Items per page, 1 to 200 (default 50).
     pub limit: Option<i64>,

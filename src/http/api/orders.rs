@@ -45,6 +45,7 @@ pub struct StatusBody {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OrderQuery {
     pub status: Option<OrderStatus>,
     pub user_id: Option<i64>,

@@ -111,6 +111,7 @@ const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TransferQuery {
     /// `pending`, `matched`, `late`, `review`, `unmatched` or `assigned`.
     pub outcome: Option<String>,

@@ -29,6 +29,7 @@ pub struct UserBody {
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UserQuery {
     /// Only users referred by this agent.
     pub agent_id: Option<i64>,
