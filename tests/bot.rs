@@ -399,6 +399,59 @@ async fn the_bot_subsystem_restarts_mid_conversation_and_the_conversation_goes_o
     app.shutdown().await;
 }
 
+/// The router restarts (alone, while the Telegram intake keeps polling) in the middle of a burst
+/// of messages from several users: every message is still answered, exactly once.
+#[tokio::test]
+async fn updates_arriving_while_the_router_restarts_are_all_answered_once() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    const EACH: usize = 4;
+    let users: Vec<SimUser> = (530..535)
+        .map(|id| SimUser::new(app.http_addr, id))
+        .collect();
+    for u in &users {
+        u.say("/help").await;
+    }
+    let restart = {
+        let registry = app.app.registry.clone();
+        tokio::spawn(async move { registry.restart("bot/router", LIMIT).await })
+    };
+    for _ in 1..EACH {
+        for u in &users {
+            u.say("/help").await;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    restart.await.unwrap().unwrap();
+    assert_eq!(app.app.registry.status("bot/router").unwrap().restarts, 1);
+    for u in &users {
+        let answered = wait_for("every /help answered", Duration::from_secs(20), || async {
+            let n = u
+                .bot_messages()
+                .await
+                .iter()
+                .filter(|m| m.text.contains("How it works"))
+                .count();
+            (n >= EACH).then_some(n)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let settled = u
+            .bot_messages()
+            .await
+            .iter()
+            .filter(|m| m.text.contains("How it works"))
+            .count();
+        assert_eq!(
+            (answered, settled),
+            (EACH, EACH),
+            "user {}: each message answered once",
+            u.id
+        );
+    }
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
     let db = TestDb::sqlite().await;

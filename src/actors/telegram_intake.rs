@@ -2,7 +2,8 @@
 //!
 //! - Polling (a token, or the built-in simulator): teloxide's long-polling listener runs in a
 //!   task owned by this actor. Stopping it drops the in-flight `getUpdates`; updates not yet
-//!   confirmed by the next offset are delivered again and the router drops the repeats.
+//!   confirmed by the next offset are delivered again and the router drops the repeats. While
+//!   the router restarts, the update in hand is held and offered again until it is taken.
 //! - Webhook: the actor registers `http.public_url` + `/telegram/webhook` with a secret token;
 //!   the HTTP server receives the updates and hands them to the router.
 //!
@@ -65,9 +66,7 @@ impl TelegramIntake {
                 match item {
                     Ok(update) => {
                         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if let Err(e) = router.deliver(update) {
-                            tracing::warn!(error = %e, "update not routed (router restarting); Telegram will not resend it");
-                        }
+                        hand_over(&router, update).await;
                     }
                     Err(e) => tracing::warn!(error = %e, "getUpdates failed; teloxide backs off"),
                 }
@@ -78,6 +77,37 @@ impl TelegramIntake {
         })
     }
 }
+
+/// Hands one update to the router, waiting while the router restarts. The next `getUpdates`,
+/// which confirms this update to Telegram, is only sent once the update is handed over, so an
+/// update is never confirmed and then lost; later updates wait behind it, in order. If this
+/// task is stopped while it waits, Telegram delivers the update again.
+async fn hand_over(router: &BotHandle, update: teloxide::types::Update) {
+    let mut waiting_since: Option<std::time::Instant> = None;
+    loop {
+        match router.deliver(update.clone()) {
+            Ok(()) => {
+                if let Some(since) = waiting_since {
+                    tracing::info!(
+                        waited_ms = since.elapsed().as_millis() as u64,
+                        "router is back; held update handed over"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                if waiting_since.is_none() {
+                    tracing::warn!(error = %e, "router not running; holding the update until it is back");
+                    waiting_since = Some(std::time::Instant::now());
+                }
+                tokio::time::sleep(ROUTER_RETRY).await;
+            }
+        }
+    }
+}
+
+/// How often a held update is offered to a restarting router.
+const ROUTER_RETRY: Duration = Duration::from_millis(50);
 
 impl Actor for TelegramIntake {
     type Msg = IntakeMsg;
