@@ -1,5 +1,6 @@
-//! Talking to Telegram itself: webhook mode with its secret token, and the retry after
-//! `429 Too Many Requests`, against a loopback server that answers like the Bot API.
+//! Talking to Telegram itself: webhook mode with its secret token, the retry after
+//! `429 Too Many Requests` and after server faults, against a loopback server that answers like
+//! the Bot API.
 
 mod common;
 
@@ -19,6 +20,18 @@ use serde_json::{Value, json};
 struct FakeState {
     calls: Vec<(String, Value)>,
     throttle_next_send: bool,
+    /// Answers for the next sendMessage calls, before they succeed again.
+    send_faults: std::collections::VecDeque<Fault>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// A proxy in front of the Bot API answers with its own HTML page.
+    ProxyHtml502,
+    /// The Bot API's JSON answer for a gateway fault.
+    Json502,
+    /// A request Telegram will never accept.
+    BadRequest,
 }
 
 #[derive(Clone)]
@@ -60,7 +73,30 @@ async fn call(
     let mut s = state.lock().unwrap();
     s.calls.push((method.clone(), params.clone()));
     let ok = |result: Value| axum::Json(json!({"ok": true, "result": result})).into_response();
-    match method.to_ascii_lowercase().as_str() {
+    let method = method.to_ascii_lowercase();
+    if method == "sendmessage"
+        && let Some(fault) = s.send_faults.pop_front()
+    {
+        return match fault {
+            Fault::ProxyHtml502 => (
+                StatusCode::BAD_GATEWAY,
+                [("content-type", "text/html")],
+                "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+            )
+                .into_response(),
+            Fault::Json502 => (
+                StatusCode::BAD_GATEWAY,
+                axum::Json(json!({"ok": false, "error_code": 502, "description": "Bad Gateway"})),
+            )
+                .into_response(),
+            Fault::BadRequest => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"})),
+            )
+                .into_response(),
+        };
+    }
+    match method.as_str() {
         "sendmessage" if s.throttle_next_send => {
             s.throttle_next_send = false;
             (
@@ -116,6 +152,108 @@ async fn a_429_is_waited_out_and_the_message_still_goes() {
     let sends = fake.calls("sendMessage");
     assert_eq!(sends.len(), 2);
     assert_eq!(sends[1]["text"], "hello");
+}
+
+#[tokio::test]
+async fn server_faults_are_retried_and_bad_requests_are_not() {
+    let fake = FakeTelegram::start().await;
+    let bot = teloxide::Bot::new("123:abc").set_api_url(reqwest::Url::parse(&fake.url).unwrap());
+    let outbound = telebot::bot::outbound::Outbound::new(bot);
+    fake.state
+        .lock()
+        .unwrap()
+        .send_faults
+        .push_back(Fault::ProxyHtml502);
+    outbound
+        .send_text(42, "after the outage", None)
+        .await
+        .unwrap();
+    let sends = fake.calls("sendMessage");
+    assert_eq!(sends.len(), 2, "a proxy's error page, then the message");
+    assert_eq!(sends[1]["text"], "after the outage");
+
+    fake.state
+        .lock()
+        .unwrap()
+        .send_faults
+        .push_back(Fault::BadRequest);
+    let refused = outbound.send_text(43, "nobody", None).await.unwrap_err();
+    assert!(refused.is_permanent(), "{refused}");
+    assert_eq!(
+        fake.calls("sendMessage").len(),
+        3,
+        "a bad request is not retried"
+    );
+
+    // still failing after the retry: transient, so the outbox and broadcaster keep it
+    fake.state
+        .lock()
+        .unwrap()
+        .send_faults
+        .extend([Fault::Json502, Fault::ProxyHtml502]);
+    let failed = outbound.send_text(44, "later", None).await.unwrap_err();
+    assert!(!failed.is_permanent(), "{failed}");
+}
+
+#[tokio::test]
+async fn a_broadcast_goes_through_a_telegram_outage() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeTelegram::start().await;
+    let tg = TronGrid::start().await;
+    for id in [801, 802] {
+        db.store
+            .upsert_telegram_user(&telebot::store::TelegramProfile {
+                telegram_id: id,
+                username: None,
+                first_name: "Reader".into(),
+                language: "en".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let app = start_app(
+        &db.url,
+        &[
+            ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
+            ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
+            ("TELEBOT__TELEGRAM__MODE", "webhook"),
+            ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
+            ("TELEBOT__TRON__SOURCE", "trongrid"),
+            ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
+            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+        ],
+    )
+    .await;
+    fake.state
+        .lock()
+        .unwrap()
+        .send_faults
+        .extend([Fault::ProxyHtml502, Fault::Json502]);
+    // each 5xx costs teloxide's own 10 s pause: the first customer's message fails twice (one
+    // send and its retry, so Outbound gives up), waits the broadcaster's 10 s, then goes
+    let b = db
+        .store
+        .create_broadcast("Opening hours change", "token:1")
+        .await
+        .unwrap();
+    let done = wait_for("broadcast finished", Duration::from_secs(90), || async {
+        db.store
+            .broadcast(b.id)
+            .await
+            .ok()
+            .filter(|b| b.status == "done")
+    })
+    .await;
+    assert_eq!((done.sent, done.failed), (2, 0));
+    let delivered: Vec<i64> = fake
+        .calls("sendMessage")
+        .iter()
+        .filter(|c| c["text"] == "Opening hours change")
+        .map(|c| c["chat_id"].as_i64().unwrap())
+        .collect();
+    // the first customer's message was tried three times (two faults), the second's once
+    assert_eq!(delivered, vec![801, 801, 801, 802]);
+    app.shutdown().await;
 }
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! paced by [`Outbound`], saving its position after each customer so that a restart resumes
 //! where it stopped instead of starting over.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -21,11 +23,18 @@ pub struct Broadcaster {
 
 pub struct BroadcasterState {
     job: super::Job,
+    /// Asks the running job to stop before its next message.
+    stopping: Arc<AtomicBool>,
 }
 
+/// Sends of one message that fail for a transient reason (after [`Outbound`]'s own retries) are
+/// tried again this many times, after 10 s, 20 s, 40 s, ... (about five minutes in all), before
+/// that customer counts as failed.
+const TRANSIENT_ATTEMPTS: u32 = 5;
+
 impl Broadcaster {
-    /// Sends running broadcasts until none is left.
-    async fn run(&self) -> Result<(), crate::store::StoreError> {
+    /// Sends running broadcasts until none is left, or until `stopping` is set.
+    async fn run(&self, stopping: &AtomicBool) -> Result<(), crate::store::StoreError> {
         while let Some(b) = self.store.next_running_broadcast().await? {
             let users = self
                 .store
@@ -42,17 +51,28 @@ impl Broadcaster {
                 continue;
             }
             for (user_id, chat) in users {
-                // a cancellation stops the broadcast between two messages
-                if self.store.broadcast(b.id).await?.status != "running" {
-                    break;
-                }
-                let sent = match self.outbound.send_text(chat, &b.text, None).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        if e.user_is_gone() {
-                            self.store.mark_blocked(chat).await?;
+                let mut attempts = 0;
+                let sent = loop {
+                    // a cancellation (or the broadcaster stopping) comes between two messages
+                    if stopping.load(Ordering::Relaxed)
+                        || self.store.broadcast(b.id).await?.status != "running"
+                    {
+                        return Ok(());
+                    }
+                    match self.outbound.send_text(chat, &b.text, None).await {
+                        Ok(_) => break true,
+                        Err(e) if !e.is_permanent() && attempts < TRANSIENT_ATTEMPTS => {
+                            attempts += 1;
+                            tracing::warn!(broadcast_id = b.id, chat, attempts, error = %e,
+                                "broadcast message not delivered; trying again");
+                            tokio::time::sleep(Duration::from_secs(5 << attempts)).await;
                         }
-                        false
+                        Err(e) => {
+                            if e.user_is_gone() {
+                                self.store.mark_blocked(chat).await?;
+                            }
+                            break false;
+                        }
                     }
                 };
                 self.store.broadcast_progress(b.id, user_id, sent).await?;
@@ -75,6 +95,7 @@ impl Actor for Broadcaster {
         myself.send_interval(self.every, || BroadcastMsg::Tick);
         Ok(BroadcasterState {
             job: super::Job::default(),
+            stopping: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -83,8 +104,11 @@ impl Actor for Broadcaster {
         _: ActorRef<BroadcastMsg>,
         state: &mut BroadcasterState,
     ) -> Result<(), ActorProcessingErr> {
-        // the position is saved after every message: stopping now loses nothing
-        state.job.abort();
+        // the position is saved after every message: let the message in hand finish and be
+        // recorded (cancelling between the send and the record would send it again after the
+        // restart); a job still waiting after that is only sleeping or stuck, and is cancelled
+        state.stopping.store(true, Ordering::Relaxed);
+        state.job.finish(Duration::from_secs(5)).await;
         Ok(())
     }
 
@@ -97,8 +121,9 @@ impl Actor for Broadcaster {
         match msg {
             BroadcastMsg::Tick => {
                 let me = self.clone();
+                let stopping = state.stopping.clone();
                 state.job.start(async move {
-                    if let Err(e) = me.run().await {
+                    if let Err(e) = me.run(&stopping).await {
                         tracing::warn!(error = %e, "broadcast paused by a storage fault; resuming later");
                     }
                 });

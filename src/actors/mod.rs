@@ -34,10 +34,13 @@ impl Job {
         }
     }
 
-    /// Lets the work finish, for at most `limit`.
+    /// Lets the work finish, for at most `limit`; then cancels it. (Dropping the handle of a
+    /// task that outlived the limit would leave it running beside the actor's next start.)
     pub(crate) async fn finish(&mut self, limit: Duration) {
-        if let Some(t) = self.0.take() {
-            let _ = tokio::time::timeout(limit, t).await;
+        if let Some(mut t) = self.0.take()
+            && tokio::time::timeout(limit, &mut t).await.is_err()
+        {
+            t.abort();
         }
     }
 }

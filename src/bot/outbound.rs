@@ -23,8 +23,12 @@ const CHAT_BURST: f64 = 3.0;
 const CHAT_RATE: f64 = 1.0;
 /// 429 answers honoured before giving up on one message.
 const MAX_RETRY_AFTER: u32 = 5;
-/// Network and server faults retried before giving up on one message.
-const MAX_FAULT_RETRIES: u32 = 3;
+/// Network faults retried before giving up on one message.
+const MAX_NETWORK_RETRIES: u32 = 3;
+/// Server faults (a 5xx answer) retried before giving up on one message. teloxide itself waits
+/// 10 s after every 5xx before it reports it, so one more try is all an interactive answer can
+/// afford; the outbox and the broadcaster try again later.
+const MAX_SERVER_RETRIES: u32 = 1;
 
 struct Bucket {
     tokens: f64,
@@ -220,7 +224,8 @@ impl Outbound {
         Fut: std::future::Future<Output = Result<T, RequestError>>,
     {
         let mut retry_after = 0;
-        let mut faults = 0;
+        let mut network = 0;
+        let mut server = 0;
         loop {
             self.pace(chat).await;
             match request().await {
@@ -233,20 +238,20 @@ impl Outbound {
                     tokio::time::sleep(s.duration()).await;
                 }
                 Err(e) => {
-                    let reason = if matches!(e, RequestError::Network(_)) {
-                        "network"
+                    let (reason, tries, limit) = if matches!(e, RequestError::Network(_)) {
+                        ("network", &mut network, MAX_NETWORK_RETRIES)
                     } else {
-                        "server"
+                        ("server", &mut server, MAX_SERVER_RETRIES)
                     };
                     let error = classify(e);
-                    if error.is_permanent() || faults >= MAX_FAULT_RETRIES {
+                    if error.is_permanent() || *tries >= limit {
                         return Err(error);
                     }
-                    faults += 1;
+                    *tries += 1;
                     metrics::counter!("telegram_send_retries_total", "reason" => reason)
                         .increment(1);
                     tracing::debug!(chat, %error, "telegram request failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(faults))).await;
+                    tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(*tries))).await;
                 }
             }
         }
