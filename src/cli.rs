@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 
 use crate::config::Config;
-use crate::domain::Role;
+use crate::domain::{Role, utc_minutes};
 
 /// `telebot token create`: prints the new token once.
 pub async fn create_token(
@@ -25,6 +25,56 @@ pub async fn create_token(
     eprintln!(
         "token #{} ({}, {}) created; it is shown only now",
         created.info.id, created.info.name, created.info.role
+    );
+    Ok(())
+}
+
+/// `telebot token list`: every token with its role, state and last use (never the secret).
+pub async fn list_tokens(config: &Config) -> anyhow::Result<()> {
+    let store = crate::app::open_store(config).await?;
+    let tokens = store.list_tokens().await;
+    store.close().await;
+    let tokens = tokens?;
+    println!(
+        "{:>5}  {:<8}  {:<8}  {:<16}  {:<16}  NAME",
+        "ID", "ROLE", "STATE", "CREATED (UTC)", "LAST USED"
+    );
+    for t in tokens {
+        let state = if t.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        };
+        println!(
+            "{:>5}  {:<8}  {:<8}  {:<16}  {:<16}  {}{}",
+            t.id,
+            t.role,
+            state,
+            utc_minutes(t.created_at),
+            t.last_used_at
+                .map(utc_minutes)
+                .unwrap_or_else(|| "never".to_owned()),
+            t.name,
+            t.agent_id
+                .map(|a| format!(" (agent #{a})"))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+/// `telebot token revoke ID`: the token stops working at once, also on other instances.
+pub async fn revoke_token(config: &Config, id: i64) -> anyhow::Result<()> {
+    let store = crate::app::open_store(config).await?;
+    let revoked = crate::http::api::tokens::withdraw(&store, id, "cli").await;
+    store.close().await;
+    let token = revoked.map_err(|e| match e.status.as_u16() {
+        404 => anyhow::anyhow!("no active token #{id} (unknown or already revoked)"),
+        _ => anyhow::anyhow!("{}", e.message),
+    })?;
+    eprintln!(
+        "token #{} ({}, {}) revoked",
+        token.id, token.name, token.role
     );
     Ok(())
 }

@@ -79,6 +79,10 @@ enum TokenAction {
         #[arg(long)]
         agent_id: Option<i64>,
     },
+    /// List every token: id, role, active or revoked, created, last used (never the secret).
+    List,
+    /// Revoke a token by its id; it stops working at once.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -135,6 +139,12 @@ fn main() -> ExitCode {
                         agent_id,
                     },
             } => telebot::cli::create_token(&config, &role, &name, agent_id).await,
+            Command::Token {
+                action: TokenAction::List,
+            } => telebot::cli::list_tokens(&config).await,
+            Command::Token {
+                action: TokenAction::Revoke { id },
+            } => telebot::cli::revoke_token(&config, id).await,
             Command::Ctl { url, token, action } => {
                 let base = url.unwrap_or_else(|| format!("http://{}", config.http.addr));
                 match action {

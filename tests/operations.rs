@@ -414,6 +414,71 @@ fn the_cli_creates_tokens_and_drives_a_running_instance_with_json_logs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 
+    // a second admin token, listed, then revoked from the CLI while the instance runs: it stops
+    // working there at once
+    let out = telebot(dir.path())
+        .args(["token", "create", "--role", "admin", "--name", "laptop"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let laptop = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let with_laptop = |args: &[&str]| {
+        telebot(dir.path())
+            .args(["ctl", "--url", &base, "--token", &laptop])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(with_laptop(&["subsystems"]).status.success());
+    let list = || {
+        let out = telebot(dir.path()).args(["token", "list"]).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = list();
+    let row = |name: &str, listed: &str| {
+        listed
+            .lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not in {listed}"))
+            .to_owned()
+    };
+    assert!(row("laptop", &listed).contains("active"), "{listed}");
+    assert!(
+        !listed.contains(&laptop) && !listed.contains(&admin),
+        "secrets are never listed"
+    );
+    let laptop_id = row("laptop", &listed)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = telebot(dir.path())
+        .args(["token", "revoke", &laptop_id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let refused = with_laptop(&["subsystems"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+    let listed = list();
+    assert!(row("laptop", &listed).contains("revoked"), "{listed}");
+    assert!(row("ops", &listed).contains("active"), "{listed}");
+    let again = telebot(dir.path())
+        .args(["token", "revoke", &laptop_id])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already revoked"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
     // a bot update through the simulator, so its id shows up in the logs
     post_json(&addr, "/sim/api/users/55/messages", r#"{"text": "/start"}"#);
     let deadline = std::time::Instant::now() + Duration::from_secs(15);

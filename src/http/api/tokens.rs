@@ -109,11 +109,21 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
     let id = path_id(&id, "id")?;
-    let token = app.store.revoke_token(id).await?;
-    // dashboard sessions opened with the token end with it
-    app.store.end_sessions_of(&format!("token:{id}")).await?;
-    app.store
-        .audit(AuditRecord::new(&caller.actor(), "token.revoked", "token", id).before(&token))
-        .await?;
+    withdraw(&app.store, id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes token `id` at once, ends the dashboard sessions opened with it and records who did
+/// it; shared by the API and `telebot token revoke`.
+pub async fn withdraw(
+    store: &crate::store::Store,
+    id: i64,
+    actor: &str,
+) -> Result<ApiToken, ApiError> {
+    let token = store.revoke_token(id).await?;
+    store.end_sessions_of(&format!("token:{id}")).await?;
+    store
+        .audit(AuditRecord::new(actor, "token.revoked", "token", id).before(&token))
+        .await?;
+    Ok(token)
 }
