@@ -479,6 +479,92 @@ async fn a_payment_made_in_time_while_the_service_was_down_still_pays() {
     app.shutdown().await;
 }
 
+/// An order whose payment window ended while nothing was running, and that nobody paid, is
+/// expired when the service starts again, and the customer is told.
+#[tokio::test]
+async fn an_unpaid_order_whose_window_passed_while_down_expires_at_start() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let mut vars = tg_vars(&tg, "seen");
+    vars.push(("TELEBOT__PAYMENTS__WINDOW", "1s"));
+    let app = start_app(&db.url, &vars).await;
+    let (user, product) = shop(&db.store, 107, "2", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    app.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        db.store.order(order.id).await.unwrap().status,
+        OrderStatus::PendingPayment,
+        "nothing ran while the service was down"
+    );
+    let app = start_app(&db.url, &vars).await;
+    wait_status(&db.store, order.id, OrderStatus::Expired).await;
+    assert!(has_event(&db.store, "customer", "order_expired", order.id).await);
+    assert_eq!(
+        db.store.stock_available(product.id).await.unwrap(),
+        1,
+        "the reserved item is back in stock"
+    );
+    app.shutdown().await;
+}
+
+/// The matcher's table is rebuilt from the database when it restarts: amounts held by pending
+/// orders stay taken, so a new order never gets one of them.
+#[tokio::test]
+async fn a_restarted_matcher_still_refuses_the_amounts_of_pending_orders() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let mut vars = tg_vars(&tg, "seen");
+    vars.push(("TELEBOT__PAYMENTS__MAX_SLOTS", "2"));
+    let app = start_app(&db.url, &vars).await;
+    let (user, product) = shop(&db.store, 108, "3", 5).await;
+    let first = order_for(&app.app, user.id, &product, 1).await;
+    app.app
+        .registry
+        .restart("payments/matcher", LIMIT)
+        .await
+        .unwrap();
+    let second = order_for(&app.app, user.id, &product, 1).await;
+    assert_ne!(second.payable_amount, first.payable_amount);
+    app.app
+        .registry
+        .restart("payments/matcher", LIMIT)
+        .await
+        .unwrap();
+    let window = i64::try_from(app.app.config.payments.window.as_millis()).unwrap();
+    let third = app
+        .app
+        .orders
+        .create(
+            &telebot::store::NewOrder {
+                user_id: user.id,
+                product_id: Some(product.id),
+                kind: product.kind,
+                quantity: 1,
+                price: product.price,
+                chain: "tron".into(),
+                token: "USDT".into(),
+                request_text: None,
+                expires_at: now_ms() + window,
+            },
+            "test",
+        )
+        .await;
+    assert!(
+        matches!(
+            third,
+            Err(telebot::messages::orders::OrderError::Busy { .. })
+        ),
+        "both amounts are still held after two restarts: {third:?}"
+    );
+    // and payments still find their orders
+    tg.push(transfer_to(first.payable_amount, true));
+    tg.push(transfer_to(second.payable_amount, true));
+    wait_status(&db.store, first.id, OrderStatus::Delivered).await;
+    wait_status(&db.store, second.id, OrderStatus::Delivered).await;
+    app.shutdown().await;
+}
+
 async fn expect_fault_recovery(tg_fault: Option<Fault>, node_fault: Option<Fault>, kind: &str) {
     telebot::telemetry::metrics_handle();
     let db = TestDb::sqlite().await;
