@@ -431,7 +431,10 @@ fn the_cli_creates_tokens_and_drives_a_running_instance_with_json_logs() {
     };
     assert!(with_laptop(&["subsystems"]).status.success());
     let list = || {
-        let out = telebot(dir.path()).args(["token", "list"]).output().unwrap();
+        let out = telebot(dir.path())
+            .args(["token", "list"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };

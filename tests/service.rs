@@ -222,6 +222,36 @@ fn sigterm_during_start_up_or_right_after_it_still_stops_cleanly() {
     }
 }
 
+/// Real wallets without a Telegram token run the bot against the built-in simulator, whose user
+/// side has no login: the start-up log says so plainly.
+#[test]
+fn real_wallets_with_the_simulator_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = telebot(dir.path())
+        .env("TELEBOT__HTTP__ADDR", "127.0.0.1:0")
+        .env("TELEBOT__TRON__SOURCE", "trongrid")
+        .env("TELEBOT__TRON__TRONGRID_URL", "http://127.0.0.1:9")
+        .env("TELEBOT__PAYMENTS__WALLETS", common::WALLET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let before_up: Vec<String> = stdout
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.contains("telebot is up"))
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let warning = before_up
+        .iter()
+        .find(|l| l.contains("no telegram.token"))
+        .unwrap_or_else(|| panic!("no warning in {before_up:#?}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("/sim"), "{warning}");
+}
+
 fn common_wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
     let deadline = std::time::Instant::now() + limit;
     loop {
