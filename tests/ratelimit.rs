@@ -115,3 +115,83 @@ where
         assert!(limiter.check_at(9, fresh).await.is_allowed());
     }
 }
+
+/// Two instances with the same Redis share one budget per user: what one counted, the other
+/// sees, and only one of them sends the notice.
+#[tokio::test]
+async fn instances_on_one_redis_share_one_budget() {
+    let Some(url) = std::env::var(common::REDIS_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("{} not set: Redis run skipped", common::REDIS_ENV);
+        return;
+    };
+    let prefix = format!("telebot-test:{:016x}:", rand::random::<u64>());
+    let a = RateLimiter::redis(&url, &prefix, 20).await.unwrap();
+    let b = RateLimiter::redis(&url, &prefix, 20).await.unwrap();
+    for i in 0..20 {
+        let instance = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            instance.check_at(5, T0 + i).await,
+            Decision::Allowed,
+            "update {i}"
+        );
+    }
+    assert_eq!(b.check_at(5, T0 + 20).await, Decision::LimitedNotify);
+    assert_eq!(a.check_at(5, T0 + 21).await, Decision::Limited);
+    assert_eq!(b.check_at(5, T0 + 22).await, Decision::Limited);
+    // another user is untouched on both
+    assert_eq!(a.check_at(6, T0 + 23).await, Decision::Allowed);
+    assert_eq!(b.check_at(6, T0 + 24).await, Decision::Allowed);
+}
+
+/// When Redis goes away after start, updates are let through (a customer's message matters
+/// more than a burst) instead of failing or hanging.
+#[tokio::test]
+async fn a_lost_redis_lets_updates_through() {
+    let Some(url) = std::env::var(common::REDIS_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("{} not set: Redis run skipped", common::REDIS_ENV);
+        return;
+    };
+    let upstream = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    // a TCP relay to the real Redis that can be cut
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let links = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let accept = {
+        let links = links.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = relay.accept().await {
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                links.lock().unwrap().push(link);
+            }
+        })
+    };
+    let limiter = RateLimiter::redis(&format!("redis://{relay_addr}"), "telebot-test:lost:", 1)
+        .await
+        .unwrap();
+    assert_eq!(limiter.check_at(7, T0).await, Decision::Allowed);
+    assert_eq!(limiter.check_at(7, T0 + 1).await, Decision::LimitedNotify);
+    accept.abort();
+    for link in links.lock().unwrap().drain(..) {
+        link.abort();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        limiter.check_at(7, T0 + 2).await,
+        Decision::Allowed,
+        "with Redis gone the update goes through"
+    );
+}
