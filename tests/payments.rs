@@ -57,6 +57,28 @@ async fn has_event(store: &Store, kind: &str, event: &str, order_id: i64) -> boo
         .any(|e| e["event"] == event && e["order_id"] == order_id)
 }
 
+/// The audit actions recorded for one entity, with the actor of each.
+async fn audited(store: &Store, entity: &str, id: i64) -> Vec<(String, String)> {
+    store
+        .list_audit(
+            &telebot::store::AuditFilter {
+                entity: Some(entity.into()),
+                entity_id: Some(id.to_string()),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.action, a.actor))
+        .collect()
+}
+
+fn has_action(trail: &[(String, String)], action: &str) -> bool {
+    trail.iter().any(|(a, _)| a == action)
+}
+
 async fn payment_state(base: &str, token: &str, order_id: i64) -> serde_json::Value {
     reqwest::Client::new()
         .get(format!("http://{base}/api/v1/payments/{order_id}"))
@@ -500,6 +522,8 @@ async fn an_unpaid_order_whose_window_passed_while_down_expires_at_start() {
     let app = start_app(&db.url, &vars).await;
     wait_status(&db.store, order.id, OrderStatus::Expired).await;
     assert!(has_event(&db.store, "customer", "order_expired", order.id).await);
+    let trail = audited(&db.store, "order", order.id).await;
+    assert!(has_action(&trail, "order.expired"), "{trail:?}");
     assert_eq!(
         db.store.stock_available(product.id).await.unwrap(),
         1,
@@ -711,6 +735,10 @@ async fn a_late_payment_is_credited_and_its_amount_is_not_reused() {
     let late = db.store.transfers_by_outcome("late", 10).await.unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].order_id, Some(expired.id));
+    let trail = audited(&db.store, "transfer", late[0].id).await;
+    assert!(has_action(&trail, "transfer.late_credited"), "{trail:?}");
+    let trail = audited(&db.store, "order", expired.id).await;
+    assert!(has_action(&trail, "order.expired"), "{trail:?}");
     assert_eq!(
         db.store.order(next.id).await.unwrap().status,
         OrderStatus::PendingPayment,
@@ -745,6 +773,8 @@ async fn a_late_payment_can_wait_for_an_operator_instead() {
     .await;
     assert_eq!(review.order_id, Some(order.id));
     assert_eq!(db.store.user(user.id).await.unwrap().balance, Money::ZERO);
+    let trail = audited(&db.store, "transfer", review.id).await;
+    assert!(has_action(&trail, "transfer.review"), "{trail:?}");
     let operator = outbox_events(&db.store, "operator").await;
     assert!(
         operator
@@ -772,6 +802,8 @@ async fn an_unmatched_transfer_is_kept_and_reported() {
     .await;
     assert_eq!(kept.txid, stray.txid);
     assert_eq!(kept.amount.to_string(), "12.345678");
+    let trail = audited(&db.store, "transfer", kept.id).await;
+    assert!(has_action(&trail, "transfer.unmatched"), "{trail:?}");
     let operator = outbox_events(&db.store, "operator").await;
     assert!(
         operator
@@ -1130,6 +1162,13 @@ async fn without_a_callback_url_nothing_is_queued_for_merchants() {
     let order = order_for(&app.app, user.id, &product, 1).await;
     let cancelled = app.app.orders.cancel(order.id, "test").await.unwrap();
     assert_eq!(cancelled.status, OrderStatus::Cancelled);
+    let trail = audited(&db.store, "order", order.id).await;
+    assert!(
+        trail
+            .iter()
+            .any(|(a, actor)| a == "order.cancelled" && actor == "test"),
+        "the cancellation is audited under who asked for it: {trail:?}"
+    );
     assert!(
         db.store
             .outbox_by_kind("callback", 100)
