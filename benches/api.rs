@@ -98,17 +98,20 @@ fn main() {
             running
                 .app
                 .store
-                .create_product(&ProductInput {
-                    category_id: None,
-                    kind: ProductKind::Digital,
-                    name_en: format!("Product {i}"),
-                    name_zh: format!("商品 {i}"),
-                    description_en: "A product for the benchmark".into(),
-                    description_zh: "基准测试商品".into(),
-                    price: Money::from_micros(1_000_000 + i * 1000),
-                    hidden: false,
-                    position: i,
-                })
+                .create_product(
+                    &ProductInput {
+                        category_id: None,
+                        kind: ProductKind::Digital,
+                        name_en: format!("Product {i}"),
+                        name_zh: format!("商品 {i}"),
+                        description_en: "A product for the benchmark".into(),
+                        description_zh: "基准测试商品".into(),
+                        price: Money::from_micros(1_000_000 + i * 1000),
+                        hidden: false,
+                        position: i,
+                    },
+                    "bench",
+                )
                 .await
                 .unwrap();
         }

@@ -73,17 +73,20 @@ fn main() {
             .unwrap();
         let product = app
             .store
-            .create_product(&ProductInput {
-                category_id: None,
-                kind: ProductKind::Service,
-                name_en: "Consultation".into(),
-                name_zh: "咨询".into(),
-                description_en: String::new(),
-                description_zh: String::new(),
-                price: telebot::domain::Money::parse("10").unwrap(),
-                hidden: false,
-                position: 0,
-            })
+            .create_product(
+                &ProductInput {
+                    category_id: None,
+                    kind: ProductKind::Service,
+                    name_en: "Consultation".into(),
+                    name_zh: "咨询".into(),
+                    description_en: String::new(),
+                    description_zh: String::new(),
+                    price: telebot::domain::Money::parse("10").unwrap(),
+                    hidden: false,
+                    position: 0,
+                },
+                "bench",
+            )
             .await
             .unwrap();
         let mut latencies = Vec::with_capacity(orders);

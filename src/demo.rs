@@ -16,20 +16,26 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
         return Ok(false);
     }
     let keys = store
-        .create_category(&NewCategory {
-            slug: "digital-keys".into(),
-            name_en: "Digital keys".into(),
-            name_zh: "数字密钥".into(),
-            position: 1,
-        })
+        .create_category(
+            &NewCategory {
+                slug: "digital-keys".into(),
+                name_en: "Digital keys".into(),
+                name_zh: "数字密钥".into(),
+                position: 1,
+            },
+            "system",
+        )
         .await?;
     let services = store
-        .create_category(&NewCategory {
-            slug: "services".into(),
-            name_en: "Services".into(),
-            name_zh: "服务".into(),
-            position: 2,
-        })
+        .create_category(
+            &NewCategory {
+                slug: "services".into(),
+                name_en: "Services".into(),
+                name_zh: "服务".into(),
+                position: 2,
+            },
+            "system",
+        )
         .await?;
     let product =
         |category: i64, kind, en: &str, zh: &str, den: &str, dzh: &str, price: &str| ProductInput {
@@ -44,48 +50,60 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
             position: 0,
         };
     let vpn = store
-        .create_product(&product(
-            keys.id,
-            ProductKind::Digital,
-            "VPN access, 1 year",
-            "VPN 一年访问",
-            "A licence key delivered in this chat right after payment.",
-            "付款后立即在本聊天中发送许可证密钥。",
-            "12.5",
-        ))
+        .create_product(
+            &product(
+                keys.id,
+                ProductKind::Digital,
+                "VPN access, 1 year",
+                "VPN 一年访问",
+                "A licence key delivered in this chat right after payment.",
+                "付款后立即在本聊天中发送许可证密钥。",
+                "12.5",
+            ),
+            "system",
+        )
         .await?;
     let gift = store
-        .create_product(&product(
-            keys.id,
-            ProductKind::Digital,
-            "Game gift card, 10 USD",
-            "游戏礼品卡 10 美元",
-            "A redeemable code for the game store.",
-            "可在游戏商店兑换的代码。",
-            "10",
-        ))
+        .create_product(
+            &product(
+                keys.id,
+                ProductKind::Digital,
+                "Game gift card, 10 USD",
+                "游戏礼品卡 10 美元",
+                "A redeemable code for the game store.",
+                "可在游戏商店兑换的代码。",
+                "10",
+            ),
+            "system",
+        )
         .await?;
     store
-        .create_product(&product(
-            services.id,
-            ProductKind::Service,
-            "Logo design",
-            "标志设计",
-            "Describe your brand; a designer sends three drafts within two days.",
-            "描述您的品牌；设计师两天内发送三份草稿。",
-            "30",
-        ))
+        .create_product(
+            &product(
+                services.id,
+                ProductKind::Service,
+                "Logo design",
+                "标志设计",
+                "Describe your brand; a designer sends three drafts within two days.",
+                "描述您的品牌；设计师两天内发送三份草稿。",
+                "30",
+            ),
+            "system",
+        )
         .await?;
     store
-        .create_product(&product(
-            services.id,
-            ProductKind::Topup,
-            "Balance top-up",
-            "余额充值",
-            "Add USDT to your balance and pay orders from it.",
-            "向余额充值 USDT，并用余额支付订单。",
-            "0",
-        ))
+        .create_product(
+            &product(
+                services.id,
+                ProductKind::Topup,
+                "Balance top-up",
+                "余额充值",
+                "Add USDT to your balance and pay orders from it.",
+                "向余额充值 USDT，并用余额支付订单。",
+                "0",
+            ),
+            "system",
+        )
         .await?;
     let vpn_stock: Vec<String> = (1..=20)
         .map(|i| format!("VPN-DEMO-{i:04}-{:06X}", rand::random::<u32>() & 0xFFFFFF))
@@ -93,8 +111,8 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
     let gift_stock: Vec<String> = (1..=20)
         .map(|i| format!("GIFT-DEMO-{i:04}-{:06X}", rand::random::<u32>() & 0xFFFFFF))
         .collect();
-    store.add_stock(vpn.id, &vpn_stock).await?;
-    store.add_stock(gift.id, &gift_stock).await?;
+    store.add_stock(vpn.id, &vpn_stock, "system").await?;
+    store.add_stock(gift.id, &gift_stock, "system").await?;
     Ok(true)
 }
 

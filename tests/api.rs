@@ -102,13 +102,16 @@ struct Tokens {
 async fn tokens(db: &TestDb) -> Tokens {
     let agent = db
         .store
-        .create_agent(&telebot::store::NewAgent {
-            user_id: None,
-            name: "Reseller".into(),
-            code: "reseller".into(),
-            commission_bps: 1_000,
-            status: "active",
-        })
+        .create_agent(
+            &telebot::store::NewAgent {
+                user_id: None,
+                name: "Reseller".into(),
+                code: "reseller".into(),
+                commission_bps: 1_000,
+                status: "active",
+            },
+            "test",
+        )
         .await
         .unwrap();
     Tokens {
@@ -133,13 +136,16 @@ async fn every_endpoint_checks_its_roles(db: &TestDb) {
     let order = common::order_for(&app.app, user.id, &product, 1).await;
     let other_agent = db
         .store
-        .create_agent(&telebot::store::NewAgent {
-            user_id: None,
-            name: "Other".into(),
-            code: "other".into(),
-            commission_bps: 0,
-            status: "active",
-        })
+        .create_agent(
+            &telebot::store::NewAgent {
+                user_id: None,
+                name: "Other".into(),
+                code: "other".into(),
+                commission_bps: 0,
+                status: "active",
+            },
+            "test",
+        )
         .await
         .unwrap();
 

@@ -168,8 +168,8 @@ async fn a_referral_link_binds_the_agent_on_first_contact_only() {
         commission_bps: 1_000,
         status: "active",
     };
-    let alice = db.store.create_agent(&mk("alice")).await.unwrap();
-    db.store.create_agent(&mk("bob")).await.unwrap();
+    let alice = db.store.create_agent(&mk("alice"), "test").await.unwrap();
+    db.store.create_agent(&mk("bob"), "test").await.unwrap();
     let u = SimUser::new(app.http_addr, 503);
     u.say("/start ref_alice").await;
     u.expect(0, "Welcome").await;
@@ -181,17 +181,20 @@ async fn a_referral_link_binds_the_agent_on_first_contact_only() {
     // a link to a product opens it
     let p = db
         .store
-        .create_product(&ProductInput {
-            category_id: None,
-            kind: ProductKind::Service,
-            name_en: "Audit".into(),
-            name_zh: "审计".into(),
-            description_en: "A careful look".into(),
-            description_zh: String::new(),
-            price: Money::parse("30").unwrap(),
-            hidden: false,
-            position: 0,
-        })
+        .create_product(
+            &ProductInput {
+                category_id: None,
+                kind: ProductKind::Service,
+                name_en: "Audit".into(),
+                name_zh: "审计".into(),
+                description_en: "A careful look".into(),
+                description_zh: String::new(),
+                price: Money::parse("30").unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
         .await
         .unwrap();
     let v = u.version().await;
@@ -267,17 +270,20 @@ async fn names_and_requests_cannot_inject_markup() {
     let app = start_app(&db.url, &[]).await;
     let p = db
         .store
-        .create_product(&ProductInput {
-            category_id: None,
-            kind: ProductKind::Service,
-            name_en: "Design <i>work</i>".into(),
-            name_zh: "设计".into(),
-            description_en: "x".into(),
-            description_zh: "x".into(),
-            price: Money::parse("1").unwrap(),
-            hidden: false,
-            position: 0,
-        })
+        .create_product(
+            &ProductInput {
+                category_id: None,
+                kind: ProductKind::Service,
+                name_en: "Design <i>work</i>".into(),
+                name_zh: "设计".into(),
+                description_en: "x".into(),
+                description_zh: "x".into(),
+                price: Money::parse("1").unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
         .await
         .unwrap();
     let eve = SimUser::new(app.http_addr, 508);
@@ -364,17 +370,20 @@ async fn the_bot_subsystem_restarts_mid_conversation_and_the_conversation_goes_o
     let app = start_app(&db.url, &[]).await;
     let p = db
         .store
-        .create_product(&ProductInput {
-            category_id: None,
-            kind: ProductKind::Service,
-            name_en: "Logo".into(),
-            name_zh: "标志".into(),
-            description_en: "A logo".into(),
-            description_zh: String::new(),
-            price: Money::parse("40").unwrap(),
-            hidden: false,
-            position: 0,
-        })
+        .create_product(
+            &ProductInput {
+                category_id: None,
+                kind: ProductKind::Service,
+                name_en: "Logo".into(),
+                name_zh: "标志".into(),
+                description_en: "A logo".into(),
+                description_zh: String::new(),
+                price: Money::parse("40").unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
         .await
         .unwrap();
     let u = SimUser::new(app.http_addr, 510);
@@ -566,17 +575,20 @@ async fn idle_sessions_stop_and_come_back_with_their_state() {
     .await;
     let p = db
         .store
-        .create_product(&ProductInput {
-            category_id: None,
-            kind: ProductKind::Service,
-            name_en: "Review".into(),
-            name_zh: "评审".into(),
-            description_en: "x".into(),
-            description_zh: String::new(),
-            price: Money::parse("2").unwrap(),
-            hidden: false,
-            position: 0,
-        })
+        .create_product(
+            &ProductInput {
+                category_id: None,
+                kind: ProductKind::Service,
+                name_en: "Review".into(),
+                name_zh: "评审".into(),
+                description_en: "x".into(),
+                description_zh: String::new(),
+                price: Money::parse("2").unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
         .await
         .unwrap();
     let u = SimUser::new(app.http_addr, 512);

@@ -168,7 +168,7 @@ async fn sessions_are_httponly_strict_and_every_change_needs_the_csrf_token() {
             .status(),
         200
     );
-    db.store.revoke_token(token_id).await.unwrap();
+    db.store.revoke_token(token_id, "test").await.unwrap();
     db.store
         .end_sessions_of(&format!("token:{token_id}"))
         .await

@@ -923,13 +923,16 @@ async fn the_payment_api_needs_a_token_and_respects_agents() {
     );
     let other = db
         .store
-        .create_agent(&telebot::store::NewAgent {
-            user_id: None,
-            name: "someone else".into(),
-            code: "other".into(),
-            commission_bps: 500,
-            status: "active",
-        })
+        .create_agent(
+            &telebot::store::NewAgent {
+                user_id: None,
+                name: "someone else".into(),
+                code: "other".into(),
+                commission_bps: 500,
+                status: "active",
+            },
+            "test",
+        )
         .await
         .unwrap();
     let agent = token(&db.store, Role::Agent, Some(other.id)).await;

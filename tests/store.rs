@@ -104,13 +104,16 @@ async fn one_user_per_telegram_id(store: &Store) {
 
 async fn new_agent(store: &Store, code: &str) -> Agent {
     store
-        .create_agent(&NewAgent {
-            user_id: None,
-            name: format!("agent {code}"),
-            code: code.to_owned(),
-            commission_bps: 1_000,
-            status: "active",
-        })
+        .create_agent(
+            &NewAgent {
+                user_id: None,
+                name: format!("agent {code}"),
+                code: code.to_owned(),
+                commission_bps: 1_000,
+                status: "active",
+            },
+            "test",
+        )
         .await
         .unwrap()
 }
@@ -127,13 +130,16 @@ async fn referral_binds_first_touch_only(store: &Store) {
     );
     assert!(matches!(
         store
-            .create_agent(&NewAgent {
-                user_id: None,
-                name: "dup".into(),
-                code: "alpha".into(),
-                commission_bps: 0,
-                status: "pending",
-            })
+            .create_agent(
+                &NewAgent {
+                    user_id: None,
+                    name: "dup".into(),
+                    code: "alpha".into(),
+                    commission_bps: 0,
+                    status: "pending",
+                },
+                "test"
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -165,36 +171,67 @@ fn product_input(kind: ProductKind, price: &str) -> ProductInput {
 
 async fn catalog_round_trip(store: &Store) {
     let cat = store
-        .create_category(&NewCategory {
-            slug: "keys".into(),
-            name_en: "Keys".into(),
-            name_zh: "密钥".into(),
-            position: 1,
-        })
+        .create_category(
+            &NewCategory {
+                slug: "keys".into(),
+                name_en: "Keys".into(),
+                name_zh: "密钥".into(),
+                position: 1,
+            },
+            "test",
+        )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .create_category(&NewCategory {
-                slug: "keys".into(),
-                name_en: "Again".into(),
-                name_zh: "".into(),
-                position: 0,
-            })
+            .create_category(
+                &NewCategory {
+                    slug: "keys".into(),
+                    name_en: "Again".into(),
+                    name_zh: "".into(),
+                    position: 0,
+                },
+                "test"
+            )
             .await,
         Err(StoreError::Conflict(_))
     ));
     let mut input = product_input(ProductKind::Digital, "12.5");
     input.category_id = Some(cat.id);
-    let p = store.create_product(&input).await.unwrap();
+    let p = store.create_product(&input, "test").await.unwrap();
     assert_eq!(p.price.to_string(), "12.500000");
     assert_eq!(p.name("zh"), "VPN 密钥");
 
     input.hidden = true;
     input.price = Money::parse("13").unwrap();
-    let (before, after) = store.update_product(p.id, &input).await.unwrap();
-    assert_eq!(before.price.to_string(), "12.500000");
+    let after = store.update_product(p.id, &input, "token:7").await.unwrap();
     assert_eq!(after.price.to_string(), "13.000000");
+    // every catalog change is in the audit log, written in the same transaction
+    let trail = store
+        .list_audit(
+            &telebot::store::AuditFilter {
+                entity: Some("product".into()),
+                entity_id: Some(p.id.to_string()),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    let updated = trail
+        .iter()
+        .find(|a| a.action == "product.updated")
+        .expect("the update is audited");
+    assert_eq!(updated.actor, "token:7");
+    assert!(
+        updated.before.as_deref().unwrap().contains("\"12.500000\""),
+        "{updated:?}"
+    );
+    assert!(
+        updated.after.as_deref().unwrap().contains("\"13.000000\""),
+        "{updated:?}"
+    );
+    assert!(trail.iter().any(|a| a.action == "product.created"));
 
     let visible = ProductFilter {
         category_id: Some(cat.id),
@@ -214,27 +251,27 @@ async fn catalog_round_trip(store: &Store) {
     assert_eq!(store.count_products(&all).await.unwrap(), 1);
 
     let added = store
-        .add_stock(p.id, &["KEY-1".to_owned(), "KEY-2".to_owned()])
+        .add_stock(p.id, &["KEY-1".to_owned(), "KEY-2".to_owned()], "test")
         .await
         .unwrap();
-    assert_eq!(added, 2);
+    assert_eq!(added, (2, 2));
     assert_eq!(store.stock_available(p.id).await.unwrap(), 2);
     let service = store
-        .create_product(&product_input(ProductKind::Service, "5"))
+        .create_product(&product_input(ProductKind::Service, "5"), "test")
         .await
         .unwrap();
     assert!(matches!(
-        store.add_stock(service.id, &["x".to_owned()]).await,
+        store.add_stock(service.id, &["x".to_owned()], "test").await,
         Err(StoreError::Conflict(_))
     ));
 
-    store.delete_product(p.id).await.unwrap();
+    store.delete_product(p.id, "test").await.unwrap();
     assert!(matches!(
         store.product(p.id).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.delete_product(p.id).await,
+        store.delete_product(p.id, "test").await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -548,17 +585,17 @@ async fn outbox_is_idempotent_and_retries(store: &Store) {
 
 async fn api_tokens_are_found_by_hash_until_revoked(store: &Store) {
     let t = store
-        .create_token("ci", Role::Operator, "abc123", None)
+        .create_token("ci", Role::Operator, "abc123", None, "test")
         .await
         .unwrap();
     assert_eq!(
         store.token_by_hash("abc123").await.unwrap().unwrap().role,
         Role::Operator
     );
-    store.revoke_token(t.id).await.unwrap();
+    store.revoke_token(t.id, "test").await.unwrap();
     assert!(store.token_by_hash("abc123").await.unwrap().is_none());
     assert!(matches!(
-        store.revoke_token(t.id).await,
+        store.revoke_token(t.id, "test").await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -566,10 +603,13 @@ async fn api_tokens_are_found_by_hash_until_revoked(store: &Store) {
 async fn money_survives_the_round_trip_exactly(store: &Store) {
     let big = Money::parse("9000000000000.000001").unwrap();
     let p = store
-        .create_product(&ProductInput {
-            price: big,
-            ..product_input(ProductKind::Service, "1")
-        })
+        .create_product(
+            &ProductInput {
+                price: big,
+                ..product_input(ProductKind::Service, "1")
+            },
+            "test",
+        )
         .await
         .unwrap();
     assert_eq!(store.product(p.id).await.unwrap().price, big);

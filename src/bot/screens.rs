@@ -1084,25 +1084,16 @@ async fn apply_as_agent(env: &BotEnv, s: &Session) -> Result<String, BotError> {
         Some(_) => return Ok(t(lang, "agent.already").to_owned()),
         None => {}
     }
-    let agent = env
-        .store
-        .create_agent(&crate::store::NewAgent {
-            user_id: Some(s.user_id),
-            name: s.first_name.clone(),
-            code: crate::http::api::agents::new_code(),
-            commission_bps: 0,
-            status: "pending",
-        })
-        .await?;
     env.store
-        .audit(
-            crate::store::AuditRecord::new(
-                &format!("user:{}", s.user_id),
-                "agent.applied",
-                "agent",
-                agent.id,
-            )
-            .after(&agent),
+        .create_agent(
+            &crate::store::NewAgent {
+                user_id: Some(s.user_id),
+                name: s.first_name.clone(),
+                code: crate::http::api::agents::new_code(),
+                commission_bps: 0,
+                status: "pending",
+            },
+            &format!("user:{}", s.user_id),
         )
         .await?;
     Ok(t(lang, "agent.applied").to_owned())

@@ -3,7 +3,9 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, StoreError, StoreResult, on_pool};
+use super::audit::{AuditRecord, append_audit};
+use super::outbox::enqueue_outbox;
+use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::now_ms;
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -38,10 +40,25 @@ macro_rules! agent_columns {
 }
 
 impl Store {
-    pub async fn create_agent(&self, a: &NewAgent) -> StoreResult<Agent> {
+    /// Creates an agent and records it for `actor` in the audit log in the same transaction:
+    /// `agent.applied` for a pending application from the bot, `agent.created` otherwise.
+    pub async fn create_agent(&self, a: &NewAgent, actor: &str) -> StoreResult<Agent> {
         let now = now_ms();
-        let result = on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+        let conflict = |e: sqlx::Error| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                StoreError::Conflict("an agent with this code or user exists".to_owned())
+            } else {
+                e
+            }
+        };
+        let action = if a.status == "pending" {
+            "agent.applied"
+        } else {
+            "agent.created"
+        };
+        Ok(in_tx!(self, tx => {
+            let agent: Agent = sqlx::query_as(concat!(
                 "insert into agents (user_id, name, code, commission_bps, status, permissions, created_at, updated_at) \
                  values ($1, $2, $3, $4, $5, '[\"view_referrals\",\"view_orders\",\"request_payouts\"]', $6, $6) returning ",
                 agent_columns!()
@@ -52,17 +69,12 @@ impl Store {
             .bind(i64::from(a.commission_bps))
             .bind(a.status)
             .bind(now)
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await
-        });
-        result.map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                StoreError::Conflict("an agent with this code or user exists".to_owned())
-            } else {
-                e
-            }
-        })
+            .map_err(conflict)?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, action, "agent", agent.id).after(&agent))?;
+            agent
+        }))
     }
 
     pub async fn agent(&self, id: i64) -> StoreResult<Agent> {
@@ -190,9 +202,14 @@ impl Store {
         u: &AgentUpdate,
         actor: &str,
     ) -> StoreResult<(Agent, Agent)> {
-        let before = self.agent(id).await?;
-        let after: Agent = on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+        // the change, its audit entry and the approval notice commit together
+        Ok(in_tx!(self, tx => {
+            let before: Agent = sqlx::query_as(concat!("select ", agent_columns!(), " from agents where id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("agent"))?;
+            let after: Agent = sqlx::query_as(concat!(
                 "update agents set commission_bps = coalesce($2, commission_bps), status = coalesce($3, status), \
                  permissions = coalesce($4, permissions), payout_address = coalesce($5, payout_address), \
                  name = coalesce($6, name), updated_at = $7 where id = $1 returning ",
@@ -205,29 +222,21 @@ impl Store {
             .bind(&u.payout_address)
             .bind(&u.name)
             .bind(now_ms())
-            .fetch_one(pool)
-            .await?
-        });
-        self.audit(
-            super::AuditRecord::new(actor, "agent.updated", "agent", id)
-                .before(&before)
-                .after(&after),
-        )
-        .await?;
-        if before.status != "active"
-            && after.status == "active"
-            && let Some(user_id) = after.user_id
-        {
-            let event =
-                serde_json::json!({"event": "agent_approved", "agent_id": id, "user_id": user_id});
-            self.enqueue(
-                super::OUTBOX_CUSTOMER,
-                Some(&format!("agent_approved:{id}")),
-                &event.to_string(),
-            )
+            .fetch_one(&mut *tx)
             .await?;
-        }
-        Ok((before, after))
+            append_audit!(&mut *tx, AuditRecord::new(actor, "agent.updated", "agent", id)
+                .before(&before)
+                .after(&after))?;
+            if before.status != "active"
+                && after.status == "active"
+                && let Some(user_id) = after.user_id
+            {
+                let event =
+                    serde_json::json!({"event": "agent_approved", "agent_id": id, "user_id": user_id});
+                enqueue_outbox!(&mut *tx, super::OUTBOX_CUSTOMER, Some(format!("agent_approved:{id}")), event.to_string())?;
+            }
+            (before, after)
+        }))
     }
 
     pub async fn agent_stats(&self, id: i64) -> StoreResult<AgentStats> {

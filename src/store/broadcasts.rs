@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{AuditRecord, Store, StoreError, StoreResult, on_pool};
+use super::audit::append_audit;
+use super::{AuditRecord, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::now_ms;
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -28,20 +29,19 @@ macro_rules! broadcast_columns {
 
 impl Store {
     pub async fn create_broadcast(&self, text: &str, by: &str) -> StoreResult<Broadcast> {
-        let b: Broadcast = on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+        Ok(in_tx!(self, tx => {
+            let b: Broadcast = sqlx::query_as(concat!(
                 "insert into broadcasts (text, status, created_by, created_at) values ($1, 'running', $2, $3) returning ",
                 broadcast_columns!()
             ))
             .bind(text)
             .bind(by)
             .bind(now_ms())
-            .fetch_one(pool)
-            .await?
-        });
-        self.audit(AuditRecord::new(by, "broadcast.created", "broadcast", b.id).after(&b))
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(b)
+            append_audit!(&mut *tx, AuditRecord::new(by, "broadcast.created", "broadcast", b.id).after(&b))?;
+            b
+        }))
     }
 
     pub async fn broadcast(&self, id: i64) -> StoreResult<Broadcast> {

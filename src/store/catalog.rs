@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
+use super::audit::{AuditRecord, append_audit};
 use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, ProductKind, now_ms};
 
@@ -132,9 +133,18 @@ macro_rules! product_columns {
 }
 
 impl Store {
-    pub async fn create_category(&self, c: &NewCategory) -> StoreResult<Category> {
-        let result = on_pool!(self, pool => {
-            sqlx::query_as(
+    /// Creates a category; `actor` is recorded in the audit log in the same transaction.
+    pub async fn create_category(&self, c: &NewCategory, actor: &str) -> StoreResult<Category> {
+        let conflict = |e: sqlx::Error| {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                StoreError::Conflict(format!("a category with slug {:?} exists", c.slug))
+            } else {
+                e
+            }
+        };
+        Ok(in_tx!(self, tx => {
+            let created: Category = sqlx::query_as(
                 "insert into categories (slug, name_en, name_zh, position, created_at) \
                  values ($1, $2, $3, $4, $5) \
                  returning id, slug, name_en, name_zh, position, hidden, created_at",
@@ -144,17 +154,12 @@ impl Store {
             .bind(&c.name_zh)
             .bind(c.position)
             .bind(now_ms())
-            .fetch_one(pool)
+            .fetch_one(&mut *tx)
             .await
-        });
-        result.map_err(|e| {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                StoreError::Conflict(format!("a category with slug {:?} exists", c.slug))
-            } else {
-                e
-            }
-        })
+            .map_err(conflict)?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "category.created", "category", created.id).after(&created))?;
+            created
+        }))
     }
 
     pub async fn list_categories(&self, include_hidden: bool) -> StoreResult<Vec<Category>> {
@@ -169,10 +174,11 @@ impl Store {
         }))
     }
 
-    pub async fn create_product(&self, p: &ProductInput) -> StoreResult<Product> {
+    /// Creates a product; `actor` is recorded in the audit log in the same transaction.
+    pub async fn create_product(&self, p: &ProductInput, actor: &str) -> StoreResult<Product> {
         let now = now_ms();
-        let created = on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+        let created = in_tx!(self, tx => {
+            let created: Product = sqlx::query_as(concat!(
                 "insert into products (category_id, kind, name_en, name_zh, description_en, \
                  description_zh, price, hidden, position, created_at, updated_at) \
                  values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) returning ",
@@ -188,20 +194,24 @@ impl Store {
             .bind(p.hidden)
             .bind(p.position)
             .bind(now)
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "product.created", "product", created.id).after(&created))?;
+            created
         });
         self.catalog.invalidate();
         Ok(created)
     }
 
-    /// Replaces a product's fields; returns the product before and after (for the audit log).
+    /// Replaces a product's fields and records the change (before and after) for `actor` in
+    /// the audit log, in one transaction; returns the product as it is now.
     pub async fn update_product(
         &self,
         id: i64,
         p: &ProductInput,
-    ) -> StoreResult<(Product, Product)> {
-        let pair = in_tx!(self, tx => {
+        actor: &str,
+    ) -> StoreResult<Product> {
+        let updated = in_tx!(self, tx => {
             let before: Product = sqlx::query_as(concat!(
                 "select ", product_columns!(), " from products where id = $1 and not deleted"
             ))
@@ -228,27 +238,32 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            (before, after)
+            append_audit!(&mut *tx, AuditRecord::new(actor, "product.updated", "product", id).before(&before).after(&after))?;
+            after
         });
         self.catalog.invalidate();
-        Ok(pair)
+        Ok(updated)
     }
 
-    /// Removes a product from sale. Orders keep pointing at it, so the row stays, marked deleted.
-    pub async fn delete_product(&self, id: i64) -> StoreResult<Product> {
-        let deleted = on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+    /// Removes a product from sale, recorded for `actor` in the audit log in the same
+    /// transaction. Orders keep pointing at it, so the row stays, marked deleted.
+    pub async fn delete_product(&self, id: i64, actor: &str) -> StoreResult<Product> {
+        let deleted = in_tx!(self, tx => {
+            let deleted: Product = sqlx::query_as(concat!(
                 "update products set deleted = true, hidden = true, updated_at = $2 \
                  where id = $1 and not deleted returning ",
                 product_columns!()
             ))
             .bind(id)
             .bind(now_ms())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?
+            .ok_or(StoreError::NotFound("product"))?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "product.deleted", "product", id).before(&deleted))?;
+            deleted
         });
         self.catalog.invalidate();
-        deleted.ok_or(StoreError::NotFound("product"))
+        Ok(deleted)
     }
 
     pub async fn product(&self, id: i64) -> StoreResult<Product> {
@@ -340,8 +355,14 @@ impl Store {
         Ok(count)
     }
 
-    /// Adds deliverable items to a digital product; returns how many were added.
-    pub async fn add_stock(&self, product_id: i64, items: &[String]) -> StoreResult<u64> {
+    /// Adds deliverable items to a digital product, recorded for `actor` in the audit log in
+    /// the same transaction; returns how many were added and how many are now available.
+    pub async fn add_stock(
+        &self,
+        product_id: i64,
+        items: &[String],
+        actor: &str,
+    ) -> StoreResult<(u64, i64)> {
         let product = self.product(product_id).await?;
         if product.kind != ProductKind::Digital {
             return Err(StoreError::Conflict(
@@ -349,7 +370,7 @@ impl Store {
             ));
         }
         let now = now_ms();
-        in_tx!(self, tx => {
+        Ok(in_tx!(self, tx => {
             let mut added = 0;
             for item in items {
                 added += sqlx::query(
@@ -362,8 +383,16 @@ impl Store {
                 .await?
                 .rows_affected();
             }
-            Ok(added)
-        })
+            let available: i64 = sqlx::query_scalar(
+                "select count(*) from stock_items where product_id = $1 and order_id is null",
+            )
+            .bind(product_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "stock.added", "product", product_id)
+                .after(&serde_json::json!({"added": added, "available": available})))?;
+            (added, available)
+        }))
     }
 
     /// Items of a digital product not yet delivered.

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, StoreError, StoreResult, on_pool};
+use super::audit::{AuditRecord, append_audit};
+use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Role, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -28,15 +29,18 @@ macro_rules! token_columns {
 }
 
 impl Store {
+    /// Stores a new token (its hash only) and records its creation for `actor` in the audit
+    /// log, in one transaction.
     pub async fn create_token(
         &self,
         name: &str,
         role: Role,
         token_hash: &str,
         agent_id: Option<i64>,
+        actor: &str,
     ) -> StoreResult<ApiToken> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+        Ok(in_tx!(self, tx => {
+            let info: ApiToken = sqlx::query_as(concat!(
                 "insert into api_tokens (name, role, token_hash, agent_id, created_at) \
                  values ($1, $2, $3, $4, $5) returning ",
                 token_columns!()
@@ -46,8 +50,10 @@ impl Store {
             .bind(token_hash)
             .bind(agent_id)
             .bind(now_ms())
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "token.created", "token", info.id).after(&info))?;
+            info
         }))
     }
 
@@ -75,18 +81,21 @@ impl Store {
         Ok(())
     }
 
-    pub async fn revoke_token(&self, id: i64) -> StoreResult<ApiToken> {
-        on_pool!(self, pool => {
-            sqlx::query_as(concat!(
+    /// Revokes a live token and records it for `actor` in the audit log, in one transaction.
+    pub async fn revoke_token(&self, id: i64, actor: &str) -> StoreResult<ApiToken> {
+        Ok(in_tx!(self, tx => {
+            let token: ApiToken = sqlx::query_as(concat!(
                 "update api_tokens set revoked_at = $2 where id = $1 and revoked_at is null returning ",
                 token_columns!()
             ))
             .bind(id)
             .bind(now_ms())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await?
-        })
-        .ok_or(StoreError::NotFound("live token"))
+            .ok_or(StoreError::NotFound("live token"))?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "token.revoked", "token", id).before(&token))?;
+            token
+        }))
     }
 
     pub async fn list_tokens(&self) -> StoreResult<Vec<ApiToken>> {

@@ -170,24 +170,27 @@ pub async fn shop(
         .await
         .unwrap();
     let product = store
-        .create_product(&telebot::store::ProductInput {
-            category_id: None,
-            kind: ProductKind::Digital,
-            name_en: "Licence key".into(),
-            name_zh: "许可证密钥".into(),
-            description_en: String::new(),
-            description_zh: String::new(),
-            price: Money::parse(price).unwrap(),
-            hidden: false,
-            position: 0,
-        })
+        .create_product(
+            &telebot::store::ProductInput {
+                category_id: None,
+                kind: ProductKind::Digital,
+                name_en: "Licence key".into(),
+                name_zh: "许可证密钥".into(),
+                description_en: String::new(),
+                description_zh: String::new(),
+                price: Money::parse(price).unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
         .await
         .unwrap();
     let items: Vec<String> = (0..stock)
         .map(|i| format!("KEY-{}-{i}", product.id))
         .collect();
     if !items.is_empty() {
-        store.add_stock(product.id, &items).await.unwrap();
+        store.add_stock(product.id, &items, "test").await.unwrap();
     }
     (user, product)
 }
@@ -228,6 +231,7 @@ pub async fn token(store: &Store, role: telebot::domain::Role, agent_id: Option<
             role,
             &telebot::http::auth::hash_token(&token),
             agent_id,
+            "test",
         )
         .await
         .unwrap();

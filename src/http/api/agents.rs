@@ -236,13 +236,16 @@ pub async fn create(
     }
     let agent = app
         .store
-        .create_agent(&NewAgent {
-            user_id: body.user_id,
-            name: body.name,
-            code,
-            commission_bps: body.commission_bps,
-            status: "active",
-        })
+        .create_agent(
+            &NewAgent {
+                user_id: body.user_id,
+                name: body.name,
+                code,
+                commission_bps: body.commission_bps,
+                status: "active",
+            },
+            &caller.actor(),
+        )
         .await?;
     let agent = match body.payout_address {
         Some(address) => {
@@ -257,12 +260,6 @@ pub async fn create(
         }
         None => agent,
     };
-    app.store
-        .audit(
-            crate::store::AuditRecord::new(&caller.actor(), "agent.created", "agent", agent.id)
-                .after(&agent),
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(view(&app, agent).await?)))
 }
 

@@ -10,9 +10,7 @@ use crate::domain::{Money, ProductKind, Role};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::store::{
-    AuditRecord, Category, NewCategory, Product, ProductFilter, ProductInput, StoreError,
-};
+use crate::store::{Category, NewCategory, Product, ProductFilter, ProductInput, StoreError};
 
 const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Service, Role::Agent];
 const EDITORS: &[Role] = &[Role::Admin, Role::Operator];
@@ -152,15 +150,15 @@ pub async fn create_category(
     check_text("name_zh", &body.name_zh, 0, 64)?;
     let c = app
         .store
-        .create_category(&NewCategory {
-            slug: body.slug,
-            name_en: body.name_en,
-            name_zh: body.name_zh,
-            position: body.position.clamp(-1_000_000, 1_000_000),
-        })
-        .await?;
-    app.store
-        .audit(AuditRecord::new(&caller.actor(), "category.created", "category", c.id).after(&c))
+        .create_category(
+            &NewCategory {
+                slug: body.slug,
+                name_en: body.name_en,
+                name_zh: body.name_zh,
+                position: body.position.clamp(-1_000_000, 1_000_000),
+            },
+            &caller.actor(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(c)))
 }
@@ -218,12 +216,9 @@ pub async fn create_product(
     let input = body.validate()?;
     let p = app
         .store
-        .create_product(&input)
+        .create_product(&input, &caller.actor())
         .await
         .map_err(category_error)?;
-    app.store
-        .audit(AuditRecord::new(&caller.actor(), "product.created", "product", p.id).after(&p))
-        .await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -238,18 +233,11 @@ pub async fn update_product(
     caller.require(EDITORS)?;
     let id = path_id(&id, "id")?;
     let input = body.validate()?;
-    let (before, after) = app
+    let after = app
         .store
-        .update_product(id, &input)
+        .update_product(id, &input, &caller.actor())
         .await
         .map_err(category_error)?;
-    app.store
-        .audit(
-            AuditRecord::new(&caller.actor(), "product.updated", "product", id)
-                .before(&before)
-                .after(&after),
-        )
-        .await?;
     Ok(Json(after))
 }
 
@@ -262,10 +250,7 @@ pub async fn delete_product(
 ) -> Result<StatusCode, ApiError> {
     caller.require(EDITORS)?;
     let id = path_id(&id, "id")?;
-    let p = app.store.delete_product(id).await?;
-    app.store
-        .audit(AuditRecord::new(&caller.actor(), "product.deleted", "product", id).before(&p))
-        .await?;
+    app.store.delete_product(id, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -285,13 +270,9 @@ pub async fn add_stock(
     for (i, item) in body.items.iter().enumerate() {
         check_text(&format!("items[{i}]"), item, 1, 2000)?;
     }
-    let added = app.store.add_stock(id, &body.items).await?;
-    let available = app.store.stock_available(id).await?;
-    app.store
-        .audit(
-            AuditRecord::new(&caller.actor(), "stock.added", "product", id)
-                .after(&serde_json::json!({"added": added, "available": available})),
-        )
+    let (added, available) = app
+        .store
+        .add_stock(id, &body.items, &caller.actor())
         .await?;
     Ok(Json(StockAdded { added, available }))
 }

@@ -11,7 +11,7 @@ use crate::domain::Role;
 use crate::http::AppState;
 use crate::http::auth::{Caller, hash_token, new_token};
 use crate::http::error::ApiError;
-use crate::store::{ApiToken, AuditRecord};
+use crate::store::ApiToken;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -73,10 +73,7 @@ pub async fn issue(
     }
     let token = new_token();
     let info = store
-        .create_token(name, role, &hash_token(&token), agent_id)
-        .await?;
-    store
-        .audit(AuditRecord::new(actor, "token.created", "token", info.id).after(&info))
+        .create_token(name, role, &hash_token(&token), agent_id, actor)
         .await?;
     Ok(NewToken { token, info })
 }
@@ -120,10 +117,7 @@ pub async fn withdraw(
     id: i64,
     actor: &str,
 ) -> Result<ApiToken, ApiError> {
-    let token = store.revoke_token(id).await?;
+    let token = store.revoke_token(id, actor).await?;
     store.end_sessions_of(&format!("token:{id}")).await?;
-    store
-        .audit(AuditRecord::new(actor, "token.revoked", "token", id).before(&token))
-        .await?;
     Ok(token)
 }
