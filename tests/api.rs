@@ -594,6 +594,43 @@ async fn orders_follow_the_state_machine_and_notify(db: &TestDb) {
         .await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["language"], "zh");
+    // saving again updates the profile; the language stays unless given
+    let (status, again) = api
+        .post(
+            "/users",
+            &t.service,
+            json!({"telegram_id": 4242, "first_name": "Catherine", "username": "cat_99"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], user["id"]);
+    assert_eq!(again["first_name"], "Catherine");
+    assert_eq!(again["language"], "zh", "kept when not given");
+    let (_, english) = api
+        .post(
+            "/users",
+            &t.service,
+            json!({"telegram_id": 4242, "first_name": "Catherine", "language": "en"}),
+        )
+        .await;
+    assert_eq!(english["language"], "en");
+    let (_, trail) = api
+        .get(
+            &format!("/audit?entity=user&entity_id={}", user["id"]),
+            &t.admin,
+        )
+        .await;
+    let actions: Vec<&str> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["user.updated", "user.updated", "user.created"],
+        "{trail}"
+    );
     let (status, product) = api
         .post(
             "/products",

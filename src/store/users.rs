@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Page, Store, StoreError, StoreResult, on_pool};
+use super::audit::{AuditRecord, append_audit};
+use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -90,6 +91,53 @@ impl Store {
             .await?
         });
         Ok((user, false))
+    }
+
+    /// Creates or updates a customer's profile for an operator or integration (`POST /users`):
+    /// like [`Store::upsert_telegram_user`], and also sets the language when one is given, with
+    /// the audit entry (`user.created` or `user.updated`, for `actor`) in the same transaction.
+    pub async fn save_user_profile(
+        &self,
+        p: &TelegramProfile,
+        language: Option<&str>,
+        actor: &str,
+    ) -> StoreResult<(User, bool)> {
+        let now = now_ms();
+        Ok(in_tx!(self, tx => {
+            let created: Option<User> = sqlx::query_as(concat!(
+                "insert into users (telegram_id, username, first_name, language, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $5, $5) on conflict (telegram_id) do nothing returning ",
+                user_columns!()
+            ))
+            .bind(p.telegram_id)
+            .bind(&p.username)
+            .bind(&p.first_name)
+            .bind(language.unwrap_or(&p.language))
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (user, was_created) = match created {
+                Some(user) => (user, true),
+                None => {
+                    let user: User = sqlx::query_as(concat!(
+                        "update users set username = $2, first_name = $3, language = coalesce($4, language), \
+                         updated_at = $5 where telegram_id = $1 returning ",
+                        user_columns!()
+                    ))
+                    .bind(p.telegram_id)
+                    .bind(&p.username)
+                    .bind(&p.first_name)
+                    .bind(language)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (user, false)
+                }
+            };
+            let action = if was_created { "user.created" } else { "user.updated" };
+            append_audit!(&mut *tx, AuditRecord::new(actor, action, "user", user.id).after(&user))?;
+            (user, was_created)
+        }))
     }
 
     pub async fn user(&self, id: i64) -> StoreResult<User> {

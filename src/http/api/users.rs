@@ -9,7 +9,7 @@ use crate::domain::Role;
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::store::{AuditRecord, TelegramProfile, User, UserFilter};
+use crate::store::{TelegramProfile, User, UserFilter};
 
 const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Service, Role::Agent];
 const WRITERS: &[Role] = &[Role::Admin, Role::Operator, Role::Service];
@@ -110,31 +110,20 @@ pub async fn upsert(
             "3 to 32 letters, digits or underscores",
         ));
     }
-    let language = body
-        .language
-        .clone()
-        .unwrap_or_else(|| app.config.telegram.default_language.code().to_owned());
-    if language != "en" && language != "zh" {
+    let default = app.config.telegram.default_language.code();
+    let language = body.language.as_deref();
+    if language.is_some_and(|l| l != "en" && l != "zh") {
         return Err(ApiError::invalid("language", "en or zh"));
     }
     let profile = TelegramProfile {
         telegram_id: body.telegram_id,
         username: body.username,
         first_name: body.first_name,
-        language: language.clone(),
+        language: default.to_owned(),
     };
-    let (mut user, created) = app.store.upsert_telegram_user(&profile).await?;
-    if body.language.is_some() && user.language != language {
-        app.store.set_user_language(user.id, &language).await?;
-        user.language = language;
-    }
-    let action = if created {
-        "user.created"
-    } else {
-        "user.updated"
-    };
-    app.store
-        .audit(AuditRecord::new(&caller.actor(), action, "user", user.id).after(&user))
+    let (user, _) = app
+        .store
+        .save_user_profile(&profile, language, &caller.actor())
         .await?;
     Ok(Json(user))
 }
