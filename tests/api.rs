@@ -1277,6 +1277,15 @@ async fn a_refund_takes_the_commission_back_and_top_ups_are_not_refunded(db: &Te
         status == 200 && cancelled["status"] == "cancelled" || status == 409,
         "{status} {cancelled}"
     );
+    if status == 200 {
+        let (_, trail) = api
+            .get(
+                &format!("/audit?entity=broadcast&entity_id={bid}&action=broadcast.cancelled"),
+                &t.admin,
+            )
+            .await;
+        assert_eq!(trail["items"].as_array().unwrap().len(), 1, "{trail}");
+    }
     assert_eq!(
         api.post(
             &format!("/admin/broadcasts/{bid}/cancel"),

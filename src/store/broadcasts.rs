@@ -93,6 +93,38 @@ impl Store {
     }
 
     /// Ends a broadcast: `done` when every user was reached, `cancelled` by an operator.
+    /// Cancels a running broadcast for `actor`, with the audit entry in the same transaction;
+    /// returns it before and after. A broadcast that is not running is a conflict, and nothing
+    /// is written.
+    pub async fn cancel_broadcast(
+        &self,
+        id: i64,
+        actor: &str,
+    ) -> StoreResult<(Broadcast, Broadcast)> {
+        Ok(in_tx!(self, tx => {
+            let before: Broadcast = sqlx::query_as(concat!("select ", broadcast_columns!(), " from broadcasts where id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("broadcast"))?;
+            let after: Option<Broadcast> = sqlx::query_as(concat!(
+                "update broadcasts set status = 'cancelled', finished_at = $2 where id = $1 and status = 'running' returning ",
+                broadcast_columns!()
+            ))
+            .bind(id)
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await?;
+            match after {
+                Some(after) => {
+                    append_audit!(&mut *tx, AuditRecord::new(actor, "broadcast.cancelled", "broadcast", id).before(&before).after(&after))?;
+                    (before, after)
+                }
+                None => return Err(StoreError::Conflict(format!("the broadcast is {}", before.status))),
+            }
+        }))
+    }
+
     pub async fn finish_broadcast(&self, id: i64, status: &str) -> StoreResult<bool> {
         let n = on_pool!(self, pool => {
             sqlx::query("update broadcasts set status = $2, finished_at = $3 where id = $1 and status = 'running'")

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, StoreResult, on_pool};
+use super::audit::{AuditRecord, append_audit};
+use super::{Store, StoreResult, in_tx, on_pool};
 use crate::domain::{Role, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -32,14 +33,17 @@ pub struct DashboardSession {
 
 impl Store {
     /// Creates the account, or sets a new password and role if it exists.
+    /// Creates an account or sets its password and role, with the audit entry
+    /// (`account.set`, for `actor`) in the same transaction.
     pub async fn upsert_dashboard_user(
         &self,
         username: &str,
         password_hash: &str,
         role: Role,
+        actor: &str,
     ) -> StoreResult<DashboardUser> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_as(
+        Ok(in_tx!(self, tx => {
+            let user: DashboardUser = sqlx::query_as(
                 "insert into dashboard_users (username, password_hash, role, created_at) values ($1, $2, $3, $4) \
                  on conflict (username) do update set password_hash = excluded.password_hash, role = excluded.role \
                  returning id, username, password_hash, role, created_at, last_login_at",
@@ -48,8 +52,10 @@ impl Store {
             .bind(password_hash)
             .bind(role.as_str())
             .bind(now_ms())
-            .fetch_one(pool)
-            .await?
+            .fetch_one(&mut *tx)
+            .await?;
+            append_audit!(&mut *tx, AuditRecord::new(actor, "account.set", "dashboard_user", user.id).after(&user))?;
+            user
         }))
     }
 

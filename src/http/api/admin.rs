@@ -273,13 +273,12 @@ pub async fn set_account(
         return Err(ApiError::invalid("role", "admin or operator"));
     }
     let hash = crate::http::auth::hash_password(password).map_err(ApiError::internal)?;
-    let user = store.upsert_dashboard_user(username, &hash, role).await?;
+    let user = store
+        .upsert_dashboard_user(username, &hash, role, actor)
+        .await?;
     // a new password or role ends the sessions opened with the old one
     store
         .end_sessions_of(&format!("dashboard:{username}"))
-        .await?;
-    store
-        .audit(AuditRecord::new(actor, "account.set", "dashboard_user", user.id).after(&user))
         .await?;
     Ok(user)
 }
@@ -312,20 +311,6 @@ pub async fn cancel_broadcast(
 ) -> Result<Json<Broadcast>, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id = super::path_id(&id, "id")?;
-    let before = app.store.broadcast(id).await?;
-    if !app.store.finish_broadcast(id, "cancelled").await? {
-        return Err(ApiError::conflict(format!(
-            "the broadcast is {}",
-            before.status
-        )));
-    }
-    let after = app.store.broadcast(id).await?;
-    app.store
-        .audit(
-            AuditRecord::new(&caller.actor(), "broadcast.cancelled", "broadcast", id)
-                .before(&before)
-                .after(&after),
-        )
-        .await?;
+    let (_, after) = app.store.cancel_broadcast(id, &caller.actor()).await?;
     Ok(Json(after))
 }
