@@ -441,6 +441,7 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
             bot_username: app.config.telegram.bot_username.clone(),
         },
         every: OUTBOX_EVERY,
+        reached: Default::default(),
     };
     let broadcaster = Broadcaster {
         store: app.store.clone(),

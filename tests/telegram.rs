@@ -22,6 +22,8 @@ struct FakeState {
     throttle_next_send: bool,
     /// Answers for the next sendMessage calls, before they succeed again.
     send_faults: std::collections::VecDeque<Fault>,
+    /// Only sends to this chat meet `send_faults` (all sends when unset).
+    fail_sends_to: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +76,11 @@ async fn call(
     s.calls.push((method.clone(), params.clone()));
     let ok = |result: Value| axum::Json(json!({"ok": true, "result": result})).into_response();
     let method = method.to_ascii_lowercase();
+    let targeted = s
+        .fail_sends_to
+        .is_none_or(|chat| params["chat_id"].as_i64() == Some(chat));
     if method == "sendmessage"
+        && targeted
         && let Some(fault) = s.send_faults.pop_front()
     {
         return match fault {
@@ -253,6 +259,60 @@ async fn a_broadcast_goes_through_a_telegram_outage() {
         .collect();
     // the first customer's message was tried three times (two faults), the second's once
     assert_eq!(delivered, vec![801, 801, 801, 802]);
+    app.shutdown().await;
+}
+
+/// An operator alert goes to every operator chat; when one chat fails for a while, the retry
+/// reaches only that chat, and the others do not get the alert twice.
+#[tokio::test]
+async fn an_operator_alert_reaches_each_operator_chat_once() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeTelegram::start().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(
+        &db.url,
+        &[
+            ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
+            ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
+            ("TELEBOT__TELEGRAM__MODE", "webhook"),
+            ("TELEBOT__TELEGRAM__OPERATOR_CHAT_IDS", "901,902"),
+            ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
+            ("TELEBOT__TRON__SOURCE", "trongrid"),
+            ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
+            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+        ],
+    )
+    .await;
+    // the first chat gets it; the second fails (a send and its retry), so the message stays
+    // queued and is tried again
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.fail_sends_to = Some(902);
+        s.send_faults.extend([Fault::Json502, Fault::Json502]);
+    }
+    db.store
+        .enqueue(
+            "operator",
+            Some("stock:77"),
+            &json!({"event": "stock_exhausted", "order_id": 77}).to_string(),
+        )
+        .await
+        .unwrap();
+    let sent = |chat: i64| {
+        fake.calls("sendMessage")
+            .iter()
+            .filter(|c| c["chat_id"] == chat && c["text"].as_str().unwrap_or("").contains("#77"))
+            .count()
+    };
+    wait_for(
+        "the second chat reached",
+        Duration::from_secs(60),
+        || async { (sent(902) == 3).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(sent(901), 1, "the chat that had it is not sent it again");
+    assert_eq!(sent(902), 3, "two faults, then delivered");
     app.shutdown().await;
 }
 

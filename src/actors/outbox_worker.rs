@@ -4,8 +4,10 @@
 //! backoff, so no notification is lost to a network fault or a restart. Telegram's permanent
 //! refusals (the user blocked the bot) end that message, logged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::bot::notices;
@@ -26,6 +28,9 @@ pub struct OutboxWorker {
     pub operator_chats: Vec<i64>,
     pub shop: notices::Shop,
     pub every: Duration,
+    /// Operator chats each message has already reached, so a retry after one chat failed goes
+    /// only to the chats still missing it (kept across restarts of the worker, not the process).
+    pub reached: Arc<DashMap<i64, Vec<i64>>>,
 }
 
 pub struct OutboxState {
@@ -81,7 +86,12 @@ impl OutboxWorker {
             .map_err(|e| SendError::Transient(e.to_string()))?;
         if let Some(text) = text {
             for chat in &self.operator_chats {
+                let done = self.reached.get(&m.id).is_some_and(|r| r.contains(chat));
+                if done {
+                    continue;
+                }
                 self.outbound.send_text(*chat, &text, None).await?;
+                self.reached.entry(m.id).or_default().push(*chat);
             }
         }
         Ok(())
@@ -92,6 +102,10 @@ impl OutboxWorker {
         m: &OutboxMessage,
         result: Result<(), SendError>,
     ) -> Result<(), crate::store::StoreError> {
+        if !matches!(&result, Err(e) if !e.is_permanent() && m.attempts + 1 < MAX_ATTEMPTS) {
+            // settled for good: nothing will be retried
+            self.reached.remove(&m.id);
+        }
         match result {
             Ok(()) => self.store.outbox_sent(m.id).await,
             Err(e) => {
