@@ -1261,6 +1261,23 @@ async fn a_refund_takes_the_commission_back_and_top_ups_are_not_refunded(db: &Te
         )
         .await;
     assert_eq!(status, 422);
+    // a broadcast Telegram could not parse is refused up front, naming the fault
+    let (status, refused) = api
+        .post(
+            "/admin/broadcasts",
+            &t.operator,
+            json!({"text": "Tom & Jerry <b>sale"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["error"]["field"], "text");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("&amp;"),
+        "{refused}"
+    );
     // broadcasts can be cancelled while running, not after
     let (_, b) = api
         .post("/admin/broadcasts", &t.operator, json!({"text": "hello"}))

@@ -131,6 +131,86 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Checks text written by an operator (a broadcast) against what Telegram's HTML parse mode
+/// accepts, so that a typo is refused when the text is submitted instead of making every send
+/// fail: only Telegram's tags, each closed in order, `<` only as the start of a tag, and `&`
+/// only as the start of an entity (`&lt;`, `&gt;`, `&amp;`, `&quot;`, `&#NN;`, `&#xHH;`).
+pub fn check_telegram_html(text: &str) -> Result<(), String> {
+    const TAGS: [&str; 15] = [
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "span",
+        "tg-spoiler",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+    ];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(['<', '&']) {
+        let tail = &rest[at..];
+        if tail.starts_with('&') {
+            let end = tail
+                .find(';')
+                .filter(|e| *e <= 10)
+                .ok_or_else(|| "a bare & must be written &amp;".to_owned())?;
+            let name = &tail[1..end];
+            let numeric = name
+                .strip_prefix("#x")
+                .map(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+                .or_else(|| {
+                    name.strip_prefix('#')
+                        .map(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+                })
+                .unwrap_or(false);
+            if !numeric && !matches!(name, "lt" | "gt" | "amp" | "quot") {
+                return Err(format!("unknown entity &{name}; (write & as &amp;)"));
+            }
+            rest = &tail[end + 1..];
+            continue;
+        }
+        let end = tail
+            .find('>')
+            .ok_or_else(|| "a bare < must be written &lt;".to_owned())?;
+        let inner = &tail[1..end];
+        let closing = inner.starts_with('/');
+        let name = inner
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !TAGS.contains(&name.as_str()) {
+            return Err(format!(
+                "<{inner}> is not a tag Telegram accepts (b, i, u, s, a, code, pre, \
+                 blockquote, tg-spoiler, ...); a bare < must be written &lt;"
+            ));
+        }
+        if closing {
+            match open.pop() {
+                Some(last) if last == name => {}
+                Some(last) => return Err(format!("</{name}> closes <{last}>")),
+                None => return Err(format!("</{name}> closes nothing")),
+            }
+        } else {
+            open.push(name);
+        }
+        rest = &tail[end + 1..];
+    }
+    match open.pop() {
+        Some(tag) => Err(format!("<{tag}> is never closed")),
+        None => Ok(()),
+    }
+}
+
 /// Cleans text a user typed: control characters (other than new lines and tabs) removed, ends
 /// trimmed. Everything else (emoji, right-to-left scripts) is kept as written.
 pub fn clean_input(s: &str) -> String {
@@ -161,6 +241,31 @@ pub fn parse_language(code: &str) -> Language {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broadcast_html_is_checked_like_telegram_would() {
+        for good in [
+            "Sale: <b>20% off</b> today",
+            "<a href=\"https://shop.example\">shop</a> &amp; more &lt;3 &#128512; &#x1F600;",
+            "<b>bold <i>and italic</i></b> -> arrows > fine",
+            "<tg-spoiler>hidden</tg-spoiler><pre><code class=\"language-rust\">x</code></pre>",
+            "plain text",
+        ] {
+            assert_eq!(check_telegram_html(good), Ok(()), "{good}");
+        }
+        for (bad, says) in [
+            ("Tom & Jerry", "&amp;"),
+            ("<b>never closed", "never closed"),
+            ("<b><i>crossed</b></i>", "closes <i>"),
+            ("</b>", "closes nothing"),
+            ("1 < 2", "&lt;"),
+            ("<script>x</script>", "not a tag"),
+            ("&nbsp;", "unknown entity"),
+        ] {
+            let err = check_telegram_html(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn both_languages_have_every_key() {

@@ -80,6 +80,8 @@ pub async fn create_broadcast(
 ) -> Result<(StatusCode, Json<Broadcast>), ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     check_text("text", &body.text, 1, 4000)?;
+    crate::bot::texts::check_telegram_html(&body.text)
+        .map_err(|reason| ApiError::invalid("text", reason))?;
     Ok((
         StatusCode::CREATED,
         Json(
