@@ -384,6 +384,9 @@ async function simulator(root) {
   if (!state.me.simulator) { root.append(el('p', { text: 'A Telegram token is configured: the simulator is off.' })); return; }
   const users = el('div', { class: 'sim-users', id: 'sim-users' });
   const chat = el('div', { class: 'chat', id: 'sim-chat' });
+  // a fresh panel draws everything once
+  state.simShown = null;
+  state.simUsersShown = null;
   const composer = el('form', { class: 'composer', id: 'sim-composer', onsubmit: guarded(async () => {
     const text = val('sim-text');
     if (!text || !state.simUser) return;
@@ -402,6 +405,9 @@ async function simulator(root) {
     el('div', {}, el('div', { id: 'sim-title', class: 'muted', text: 'Pick or start a customer chat' }), chat, composer)));
   async function loadUsers() {
     const list = await api('GET', '/sim/api/users');
+    const shown = JSON.stringify([list, state.simUser && state.simUser.id]);
+    if (shown === state.simUsersShown) return;
+    state.simUsersShown = shown;
     users.replaceChildren(...list.map((u) => el('button', { class: state.simUser && state.simUser.id === u.id ? 'active' : '', 'data-user': u.id,
       onclick: guarded(async () => { state.simUser = u; await loadUsers(); await refresh(); }) }, u.first_name + ' (' + u.id + ')')));
   }
@@ -409,6 +415,11 @@ async function simulator(root) {
     if (!state.simUser) return;
     document.getElementById('sim-title').textContent = 'Chat with ' + state.simUser.first_name + ' (' + state.simUser.id + ')';
     const r = await api('GET', '/sim/api/users/' + state.simUser.id + '/chat');
+    // redraw only when something changed: a redraw replaces the buttons, and a click that
+    // lands on a replaced button is lost
+    const shown = state.simUser.id + ':' + r.version;
+    if (shown === state.simShown) return;
+    state.simShown = shown;
     const atBottom = chat.scrollTop + chat.clientHeight >= chat.scrollHeight - 20;
     chat.replaceChildren(...r.messages.map(bubble));
     if (atBottom || r.version !== state.simVersion) chat.scrollTop = chat.scrollHeight;
