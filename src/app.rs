@@ -33,7 +33,7 @@ use crate::payments::callback::CallbackClient;
 use crate::payments::progress::ChainProgress;
 use crate::ratelimit::RateLimiter;
 use crate::store::{ConnectOptions, Store, StoreError};
-use crate::supervision::{ActorSlot, ChildSpec, Registry, RestartPolicy, Supervisor};
+use crate::supervision::{ActorSlot, ChildSpec, Leadership, Registry, RestartPolicy, Supervisor};
 
 /// Receiving wallets of the demo chain (valid TRON addresses that belong to nobody we know).
 pub const DEMO_WALLETS: &[&str] = &["T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"];
@@ -91,6 +91,8 @@ pub struct App {
     pub webhook_secret: Secret,
     /// Recent failed dashboard logins per name (brute-force guard).
     pub login_failures: dashmap::DashMap<String, (u32, std::time::Instant)>,
+    /// Whether this instance runs the singletons (always, on SQLite).
+    pub leadership: Leadership,
 }
 
 impl App {
@@ -208,6 +210,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         simulator,
         webhook_secret,
         login_failures: dashmap::DashMap::new(),
+        leadership: if config.is_sqlite() {
+            Leadership::sole()
+        } else {
+            Leadership::contend(config.database.url.expose().to_owned())
+        },
     });
 
     // the HTTP server starts before the tree: the bot's intake polls the simulator through it
@@ -346,6 +353,7 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
             max_backoff: t.max_backoff,
             payments: app.payments.clone(),
             progress: app.progress.clone(),
+            leader: app.leadership.clone(),
         };
         children.push(actor_child("scanner-trongrid", scanner, None));
     }
@@ -362,6 +370,7 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
             max_backoff: t.max_backoff,
             payments: app.payments.clone(),
             progress: app.progress.clone(),
+            leader: app.leadership.clone(),
         };
         children.push(actor_child("scanner-fullnode", scanner, None));
     }
@@ -376,6 +385,7 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
     let reconciler = Reconciler {
         payments: app.payments.clone(),
         every: RECONCILE_EVERY,
+        leader: app.leadership.clone(),
     };
     children.push(actor_child("reconciler", reconciler, None));
     children
@@ -424,6 +434,7 @@ fn bot_children(app: &Arc<App>) -> Vec<ChildSpec> {
         outbound: app.bot_env.outbound.clone(),
         router: app.bot.clone(),
         mode,
+        leader: app.leadership.clone(),
     };
     vec![
         actor_child("router", router, Some(app.bot.slot().clone())),
@@ -442,11 +453,13 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
         },
         every: OUTBOX_EVERY,
         reached: Default::default(),
+        leader: app.leadership.clone(),
     };
     let broadcaster = Broadcaster {
         store: app.store.clone(),
         outbound: app.bot_env.outbound.clone(),
         every: Duration::from_secs(1),
+        leader: app.leadership.clone(),
     };
     let mut children = vec![
         actor_child("outbox", outbox, None),
@@ -462,6 +475,7 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
                 p.callback_timeout,
             ),
             every: OUTBOX_EVERY,
+            leader: app.leadership.clone(),
         };
         children.push(actor_child("callbacks", callbacks, None));
     }

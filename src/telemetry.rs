@@ -140,13 +140,17 @@ fn describe() {
         "outbox_pending",
         "Notifications and callbacks waiting to be delivered"
     );
+    describe_gauge!(
+        "instance_leader",
+        "1 while this instance holds the leadership lock and runs the singletons, else 0"
+    );
     describe_counter!(
         "callbacks_total",
         "Merchant callback deliveries, by outcome (delivered, retried, given_up)"
     );
     describe_counter!(
         "telegram_send_retries_total",
-        "Bot API calls retried (after 429 or a network fault), by reason"
+        "Bot API calls retried (after 429, a network fault or a server fault), by reason"
     );
     for name in [
         "rate_limited_total",

@@ -19,6 +19,8 @@ pub struct Broadcaster {
     pub store: Store,
     pub outbound: Outbound,
     pub every: Duration,
+    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
+    pub leader: crate::supervision::Leadership,
 }
 
 pub struct BroadcasterState {
@@ -55,6 +57,7 @@ impl Broadcaster {
                 let sent = loop {
                     // a cancellation (or the broadcaster stopping) comes between two messages
                     if stopping.load(Ordering::Relaxed)
+                        || !self.leader.is_leader()
                         || self.store.broadcast(b.id).await?.status != "running"
                     {
                         return Ok(());
@@ -120,6 +123,9 @@ impl Actor for Broadcaster {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             BroadcastMsg::Tick => {
+                if !self.leader.is_leader() {
+                    return Ok(());
+                }
                 let me = self.clone();
                 let stopping = state.stopping.clone();
                 state.job.start(async move {

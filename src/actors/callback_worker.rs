@@ -23,6 +23,8 @@ pub struct CallbackWorker {
     pub store: Store,
     pub client: CallbackClient,
     pub every: Duration,
+    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
+    pub leader: crate::supervision::Leadership,
 }
 
 pub struct CallbackState {
@@ -111,6 +113,9 @@ impl Actor for CallbackWorker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             CallbackMsg::Tick => {
+                if !self.leader.is_leader() {
+                    return Ok(());
+                }
                 let worker = self.clone();
                 state.job.start(async move {
                     if let Err(e) = worker.round().await {

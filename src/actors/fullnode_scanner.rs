@@ -19,6 +19,7 @@ use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
 use crate::payments::scan::{ScanFault, fault_delay, fetch};
 use crate::payments::tron::{BlockHead, parse_block_head, parse_block_transfers};
+use crate::supervision::Leadership;
 
 pub const SOURCE: &str = "fullnode";
 const CURSOR_KEY: &str = "tron:fullnode";
@@ -44,6 +45,8 @@ pub struct FullNodeScanner {
     pub max_backoff: Duration,
     pub payments: Payments,
     pub progress: ChainProgress,
+    /// Scans only while this instance leads.
+    pub leader: Leadership,
 }
 
 pub struct FullNodeState {
@@ -54,6 +57,8 @@ pub struct FullNodeState {
     seen_upto: i64,
     failures: u32,
     job: super::Job,
+    /// Idle while another instance leads; its cursor is read again on taking over.
+    following: bool,
 }
 
 impl Actor for FullNodeScanner {
@@ -80,6 +85,7 @@ impl Actor for FullNodeScanner {
             seen_upto: 0,
             failures: 0,
             job: super::Job::default(),
+            following: false,
         })
     }
 
@@ -100,6 +106,17 @@ impl Actor for FullNodeScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             FullNodeMsg::Tick => {
+                if !self.leader.is_leader() {
+                    // another instance scans; look again later, and resume from the cursors it
+                    // saved when this one takes over
+                    state.following = true;
+                    myself.send_after(self.poll_interval, || FullNodeMsg::Tick);
+                    return Ok(());
+                }
+                if state.following {
+                    state.following = false;
+                    self.reload_cursors(state).await?;
+                }
                 let job = self.clone();
                 let client = state.client.clone();
                 let (cursor, seen_upto) = (state.cursor, state.seen_upto);
@@ -147,6 +164,16 @@ impl Actor for FullNodeScanner {
                 };
                 myself.send_after(delay, || FullNodeMsg::Tick);
             }
+        }
+        Ok(())
+    }
+}
+
+impl FullNodeScanner {
+    /// Takes the cursor the leading instance saved, on taking over from it.
+    async fn reload_cursors(&self, state: &mut FullNodeState) -> Result<(), ActorProcessingErr> {
+        if let Some(saved) = self.payments.store.scan_cursor(CURSOR_KEY).await? {
+            state.cursor = Some((saved - self.overlap_ms / BLOCK_MS).max(0));
         }
         Ok(())
     }

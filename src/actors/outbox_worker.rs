@@ -31,6 +31,8 @@ pub struct OutboxWorker {
     /// Operator chats each message has already reached, so a retry after one chat failed goes
     /// only to the chats still missing it (kept across restarts of the worker, not the process).
     pub reached: Arc<DashMap<i64, Vec<i64>>>,
+    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
+    pub leader: crate::supervision::Leadership,
 }
 
 pub struct OutboxState {
@@ -163,6 +165,9 @@ impl Actor for OutboxWorker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             OutboxMsg::Tick => {
+                if !self.leader.is_leader() {
+                    return Ok(());
+                }
                 let worker = self.clone();
                 state.job.start(async move {
                     if let Err(e) = worker.round().await {

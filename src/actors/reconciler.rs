@@ -13,6 +13,8 @@ use crate::payments::Payments;
 pub struct Reconciler {
     pub payments: Payments,
     pub every: Duration,
+    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
+    pub leader: crate::supervision::Leadership,
 }
 
 pub struct ReconcilerState {
@@ -55,6 +57,9 @@ impl Actor for Reconciler {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ReconcilerMsg::Run => {
+                if !self.leader.is_leader() {
+                    return Ok(());
+                }
                 let payments = self.payments.clone();
                 state.job.start(async move {
                     match payments.reconcile().await {

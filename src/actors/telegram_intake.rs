@@ -23,6 +23,8 @@ use crate::bot::outbound::Outbound;
 use crate::bot::screens::commands;
 use crate::config::{Language, Secret};
 use crate::messages::bot::{IntakeMsg, IntakeStatus};
+use crate::supervision::Leadership;
+use crate::supervision::leader::{until_following, until_leading};
 
 /// How long one `getUpdates` waits for news.
 const LONG_POLL: Duration = Duration::from_secs(10);
@@ -38,6 +40,8 @@ pub struct TelegramIntake {
     pub outbound: Outbound,
     pub router: BotHandle,
     pub mode: IntakeMode,
+    /// Polls only while this instance leads.
+    pub leader: Leadership,
 }
 
 pub struct IntakeState {
@@ -55,20 +59,35 @@ impl TelegramIntake {
         let bot = self.outbound.bot().clone();
         let router = self.router.clone();
         let me = myself.clone();
+        let mut leading = self.leader.watch();
         tokio::spawn(async move {
-            let mut polling = Polling::builder(bot)
-                .timeout(LONG_POLL)
-                .delete_webhook()
-                .await
-                .build();
-            let mut stream = Box::pin(polling.as_stream());
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(update) => {
-                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        hand_over(&router, update).await;
+            loop {
+                // only the leading instance polls: Telegram answers a second poller with 409
+                until_leading(&mut leading).await;
+                let mut polling = Polling::builder(bot.clone())
+                    .timeout(LONG_POLL)
+                    .delete_webhook()
+                    .await
+                    .build();
+                let mut stream = Box::pin(polling.as_stream());
+                let ended = loop {
+                    tokio::select! {
+                        item = stream.next() => match item {
+                            Some(Ok(update)) => {
+                                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                hand_over(&router, update).await;
+                            }
+                            Some(Err(e)) => tracing::warn!(error = %e, "getUpdates failed; teloxide backs off"),
+                            None => break true,
+                        },
+                        _ = until_following(&mut leading) => {
+                            tracing::info!("leadership moved to another instance: Telegram polling stops here");
+                            break false;
+                        }
                     }
-                    Err(e) => tracing::warn!(error = %e, "getUpdates failed; teloxide backs off"),
+                };
+                if ended {
+                    break;
                 }
             }
             let _ = me.cast(IntakeMsg::PollingEnded(

@@ -21,6 +21,7 @@ use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
 use crate::payments::scan::{ScanFault, fault_delay, fetch};
 use crate::payments::tron::{LogIndexer, parse_trongrid_page};
+use crate::supervision::Leadership;
 
 pub const SOURCE: &str = "trongrid";
 /// Items per page (TronGrid's maximum).
@@ -47,6 +48,8 @@ pub struct TronGridScanner {
     pub max_backoff: Duration,
     pub payments: Payments,
     pub progress: ChainProgress,
+    /// Scans only while this instance leads.
+    pub leader: Leadership,
 }
 
 /// Which TronGrid listing to read.
@@ -65,6 +68,8 @@ pub struct TronGridState {
     cursors: HashMap<String, i64>,
     failures: u32,
     job: super::Job,
+    /// Idle while another instance leads; its cursors are read again on taking over.
+    following: bool,
 }
 
 fn cursor_key(wallet: &str) -> String {
@@ -102,6 +107,7 @@ impl Actor for TronGridScanner {
             cursors,
             failures: 0,
             job: super::Job::default(),
+            following: false,
         })
     }
 
@@ -122,6 +128,17 @@ impl Actor for TronGridScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TronGridMsg::Tick => {
+                if !self.leader.is_leader() {
+                    // another instance scans; look again later, and resume from the cursors it
+                    // saved when this one takes over
+                    state.following = true;
+                    myself.send_after(self.poll_interval, || TronGridMsg::Tick);
+                    return Ok(());
+                }
+                if state.following {
+                    state.following = false;
+                    self.reload_cursors(state).await?;
+                }
                 let job = self.clone();
                 let client = state.client.clone();
                 let cursors = state.cursors.clone();
@@ -191,6 +208,16 @@ impl Actor for TronGridScanner {
 }
 
 impl TronGridScanner {
+    /// Takes the cursors the leading instance saved, on taking over from it.
+    async fn reload_cursors(&self, state: &mut TronGridState) -> Result<(), ActorProcessingErr> {
+        for (wallet, cursor) in state.cursors.iter_mut() {
+            if let Some(saved) = self.payments.store.scan_cursor(&cursor_key(wallet)).await? {
+                *cursor = saved;
+            }
+        }
+        Ok(())
+    }
+
     /// One poll over every wallet. Runs outside the actor.
     async fn poll(&self, client: &reqwest::Client, cursors: HashMap<String, i64>) -> TronGridPoll {
         let mut report = TronGridPoll {

@@ -32,8 +32,13 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     if subsystems.is_empty() {
         problems.push("supervision tree not started".to_owned());
     }
-    let threshold = i64::try_from(app.config.tron.stall_threshold.as_millis()).unwrap_or(i64::MAX);
-    problems.extend(app.progress.stalled(threshold));
+    let leader = app.leadership.is_leader();
+    if leader {
+        // an instance that follows does not scan: its scanners are idle, not stalled
+        let threshold =
+            i64::try_from(app.config.tron.stall_threshold.as_millis()).unwrap_or(i64::MAX);
+        problems.extend(app.progress.stalled(threshold));
+    }
     let scanners: serde_json::Map<String, serde_json::Value> = app
         .progress
         .statuses()
@@ -44,6 +49,7 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,
+        "leader": leader,
         "subsystems": subsystems,
         "scanners": scanners,
         "problems": problems,

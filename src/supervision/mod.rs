@@ -17,11 +17,13 @@
 use std::future::Future;
 use std::pin::Pin;
 
+pub mod leader;
 pub mod registry;
 pub mod slot;
 pub mod strategy;
 pub mod supervisor;
 
+pub use leader::Leadership;
 pub use registry::{ChildState, Registry, SubsystemStatus};
 pub use slot::ActorSlot;
 pub use strategy::{Decision, RestartBudget, RestartPolicy, Strategy};

@@ -1,0 +1,108 @@
+//! Several instances on one PostgreSQL database (API replicas): one holds the leadership lock and
+//! runs the singletons (scanners, Telegram polling, outbox, broadcasts, callbacks); the others
+//! serve requests with those idle, and one of them takes over when the leader stops. Runs when
+//! TELEBOT_TEST_POSTGRES_URL is set; a single SQLite instance always leads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::chain::{ChainTransfer, PAYER, TronGrid, random_txid};
+use common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
+use telebot::domain::{Money, OrderStatus, now_ms};
+
+fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
+    vec![
+        ("TELEBOT__TRON__SOURCE", "trongrid"),
+        ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+        ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
+        ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
+        ("TELEBOT__TRON__MAX_BACKOFF", "200ms"),
+        ("TELEBOT__TRON__CONFIRMATIONS", "seen"),
+        // short, so that an idle follower would show as stalled if it were counted
+        ("TELEBOT__TRON__STALL_THRESHOLD", "300ms"),
+    ]
+}
+
+fn paid(amount: Money) -> ChainTransfer {
+    ChainTransfer {
+        txid: random_txid(),
+        from: PAYER.into(),
+        to: WALLET.into(),
+        amount,
+        block_time: now_ms(),
+        block: 0,
+        confirmed: true,
+    }
+}
+
+async fn readyz(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {
+    let r = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn one_instance_leads_and_another_takes_over_when_it_stops() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("{} not set: PostgreSQL run skipped", common::POSTGRES_ENV);
+        return;
+    };
+    let tg = TronGrid::start().await;
+    let first = start_app(&db.url, &vars(&tg)).await;
+    wait_for(
+        "the first instance leads",
+        Duration::from_secs(10),
+        || async { first.app.leadership.is_leader().then_some(()) },
+    )
+    .await;
+    let second = start_app(&db.url, &vars(&tg)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert!(first.app.leadership.is_leader());
+    assert!(
+        !second.app.leadership.is_leader(),
+        "only one instance leads"
+    );
+    // the follower serves and is ready: its idle scanner does not count as stalled
+    let (code, body) = readyz(second.http_addr).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["leader"], false);
+    assert_eq!(readyz(first.http_addr).await.1["leader"], true);
+
+    // an order taken by the follower is paid through the leader's scanner
+    let (user, product) = shop(&db.store, 301, "4", 3).await;
+    let before = order_for(&second.app, user.id, &product, 1).await;
+    tg.push(paid(before.payable_amount));
+    wait_status(&db.store, before.id, OrderStatus::Delivered).await;
+
+    // the leader stops: the other instance takes over and goes on scanning from where it was
+    first.shutdown().await;
+    wait_for(
+        "the second instance leads",
+        Duration::from_secs(15),
+        || async { second.app.leadership.is_leader().then_some(()) },
+    )
+    .await;
+    let after = order_for(&second.app, user.id, &product, 1).await;
+    tg.push(paid(after.payable_amount));
+    wait_status(&db.store, after.id, OrderStatus::Delivered).await;
+    assert_eq!(
+        db.store
+            .transfers_by_outcome("matched", 10)
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "each payment counted once"
+    );
+    second.shutdown().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_single_sqlite_instance_always_leads() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    assert!(app.app.leadership.is_leader());
+    assert_eq!(readyz(app.http_addr).await.1["leader"], true);
+    app.shutdown().await;
+}
