@@ -126,6 +126,27 @@ async fn call(
     }
 }
 
+/// An instance with a real-looking token talking to `fake`, in webhook mode (so it does not
+/// poll), with the chain read from `tg`; `extra` adds settings.
+async fn start_against(
+    db: &TestDb,
+    fake: &FakeTelegram,
+    tg: &TronGrid,
+    extra: &[(&str, &str)],
+) -> telebot::app::Running {
+    let mut vars = vec![
+        ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
+        ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
+        ("TELEBOT__TELEGRAM__MODE", "webhook"),
+        ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
+        ("TELEBOT__TRON__SOURCE", "trongrid"),
+        ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
+        ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+    ];
+    vars.extend_from_slice(extra);
+    start_app(&db.url, &vars).await
+}
+
 /// The text fields of a multipart body (setWebhook is sent as multipart, for its certificate).
 fn multipart_fields(body: &str) -> Value {
     let mut fields = serde_json::Map::new();
@@ -217,19 +238,7 @@ async fn a_broadcast_goes_through_a_telegram_outage() {
             .await
             .unwrap();
     }
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
-            ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
-            ("TELEBOT__TELEGRAM__MODE", "webhook"),
-            ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
-            ("TELEBOT__TRON__SOURCE", "trongrid"),
-            ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-        ],
-    )
-    .await;
+    let app = start_against(&db, &fake, &tg, &[]).await;
     fake.state
         .lock()
         .unwrap()
@@ -269,18 +278,11 @@ async fn an_operator_alert_reaches_each_operator_chat_once() {
     let db = TestDb::sqlite().await;
     let fake = FakeTelegram::start().await;
     let tg = TronGrid::start().await;
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
-            ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
-            ("TELEBOT__TELEGRAM__MODE", "webhook"),
-            ("TELEBOT__TELEGRAM__OPERATOR_CHAT_IDS", "901,902"),
-            ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
-            ("TELEBOT__TRON__SOURCE", "trongrid"),
-            ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-        ],
+    let app = start_against(
+        &db,
+        &fake,
+        &tg,
+        &[("TELEBOT__TELEGRAM__OPERATOR_CHAT_IDS", "901,902")],
     )
     .await;
     // the first chat gets it; the second fails (a send and its retry), so the message stays
@@ -321,18 +323,11 @@ async fn webhook_mode_registers_its_secret_and_refuses_calls_without_it() {
     let db = TestDb::sqlite().await;
     let fake = FakeTelegram::start().await;
     let tg = TronGrid::start().await;
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TELEGRAM__TOKEN", "123:abc"),
-            ("TELEBOT__TELEGRAM__API_URL", fake.url.as_str()),
-            ("TELEBOT__TELEGRAM__MODE", "webhook"),
-            ("TELEBOT__TELEGRAM__WEBHOOK_SECRET", "hook-Secret_1"),
-            ("TELEBOT__HTTP__PUBLIC_URL", "https://shop.example.com"),
-            ("TELEBOT__TRON__SOURCE", "trongrid"),
-            ("TELEBOT__TRON__TRONGRID_URL", tg.url.as_str()),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-        ],
+    let app = start_against(
+        &db,
+        &fake,
+        &tg,
+        &[("TELEBOT__TELEGRAM__WEBHOOK_SECRET", "hook-Secret_1")],
     )
     .await;
     let set = wait_for("setWebhook", Duration::from_secs(10), || async {
