@@ -1,4 +1,5 @@
-//! Packaging cannot drift from the code: every YAML file parses, the Helm chart's values mirror
+//! Packaging cannot drift from the code: every YAML file parses (the chart's templates once their
+//! directives are taken out), the Helm chart's values mirror
 //! config.toml key for key (secrets excepted), every TELEBOT__ variable the deployment files set
 //! names a real key, every `.Values` path a template uses exists, and the Grafana dashboard
 //! charts only metrics the service exports. No container engine runs here; these checks are
@@ -287,4 +288,72 @@ fn the_grafana_dashboard_charts_only_exported_metrics() {
         used.len() >= 15,
         "the dashboard covers the metrics: {used:?}"
     );
+}
+
+/// A chart template with its template directives taken out: lines that hold only directives
+/// (`{{- if ... }}`, `{{- end }}`, `{{- toYaml ... | nindent 8 }}`, the multi-line variable block
+/// at the top) go, and a directive inside a value becomes `x`. What is left is the fixed part of
+/// the manifest, which must be YAML on its own.
+fn template_skeleton(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    // directives that span lines, and whole-line directives
+    while let Some(start) = rest.find("{{") {
+        let line_start = rest[..start].rfind('\n').map_or(0, |i| i + 1);
+        let end = rest[start..]
+            .find("}}")
+            .map(|e| start + e + 2)
+            .expect("every {{ is closed");
+        let line_end = rest[end..].find('\n').map_or(rest.len(), |i| end + i);
+        let before = &rest[line_start..start];
+        let after = &rest[end..line_end];
+        if before.trim().is_empty() && after.trim().is_empty() {
+            out.push_str(&rest[..line_start]);
+            rest = rest.get(line_end + 1..).unwrap_or("");
+        } else {
+            out.push_str(&rest[..start]);
+            out.push('x');
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn chart_templates_are_yaml_once_their_directives_are_taken_out() {
+    let dir = Path::new(ROOT).join("deploy/helm/telebot/templates");
+    let mut kinds = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let skeleton = template_skeleton(&std::fs::read_to_string(&path).unwrap());
+        let doc: serde_norway::Value = serde_norway::from_str(&skeleton)
+            .unwrap_or_else(|e| panic!("{name} is not YAML once rendered: {e}\n{skeleton}"));
+        assert!(doc["apiVersion"].is_string(), "{name}: no apiVersion");
+        let kind = doc["kind"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no kind"));
+        kinds.insert(kind.to_owned());
+        if kind == "Deployment" {
+            let container = &doc["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+            assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+            assert_eq!(container["ports"][0]["containerPort"], 8080);
+            let env = container["env"].as_sequence().expect("secret variables");
+            assert!(
+                env.iter()
+                    .all(|e| e["valueFrom"]["secretKeyRef"]["optional"] == true),
+                "{env:?}"
+            );
+        }
+    }
+    let expected: BTreeSet<String> = ["ConfigMap", "Deployment", "Service", "ServiceMonitor"]
+        .iter()
+        .map(|k| (*k).to_owned())
+        .collect();
+    assert_eq!(kinds, expected);
 }
