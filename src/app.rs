@@ -447,6 +447,7 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
         store: app.store.clone(),
         outbound: app.bot_env.outbound.clone(),
         operator_chats: app.config.telegram.operator_chat_ids.clone(),
+        operator_language: app.config.telegram.default_language,
         shop: crate::bot::notices::Shop {
             name: app.config.telegram.shop_name.clone(),
             bot_username: app.config.telegram.bot_username.clone(),

@@ -315,6 +315,12 @@ async fn an_operator_alert_reaches_each_operator_chat_once() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(sent(901), 1, "the chat that had it is not sent it again");
     assert_eq!(sent(902), 3, "two faults, then delivered");
+    let text = fake.calls("sendMessage")[0]["text"].clone();
+    assert_eq!(
+        text,
+        "⚠️ Order #77 is paid but stock ran out: deliver it by hand.",
+        "the alert's text comes from the locale file of the shop's language"
+    );
     app.shutdown().await;
 }
 

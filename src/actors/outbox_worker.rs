@@ -26,6 +26,8 @@ pub struct OutboxWorker {
     pub store: Store,
     pub outbound: Outbound,
     pub operator_chats: Vec<i64>,
+    /// The language of operator alerts (`telegram.default_language`).
+    pub operator_language: crate::config::Language,
     pub shop: notices::Shop,
     pub every: Duration,
     /// Operator chats each message has already reached, so a retry after one chat failed goes
@@ -83,7 +85,7 @@ impl OutboxWorker {
             return Ok(());
         }
         let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        let text = notices::operator(&self.store, &event)
+        let text = notices::operator(&self.store, &event, self.operator_language)
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
         if let Some(text) = text {

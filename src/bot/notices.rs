@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::texts::{t, tf};
+use crate::config::Language;
 use crate::domain::{OrderStatus, ProductKind};
 use crate::store::{Store, StoreError};
 
@@ -110,44 +111,53 @@ pub async fn customer(
     }))
 }
 
-/// The operators' message for an outbox event (English, plain facts).
-pub async fn operator(store: &Store, event: &Value) -> Result<Option<String>, StoreError> {
+/// The operators' message for an outbox event, in `lang` (the shop's
+/// `telegram.default_language`), from the locale files.
+pub async fn operator(
+    store: &Store,
+    event: &Value,
+    lang: Language,
+) -> Result<Option<String>, StoreError> {
     let Some(name) = event.get("event").and_then(Value::as_str) else {
         return Ok(None);
     };
-    let esc = super::texts::escape;
+    let order = int(event, "order_id").unwrap_or(0);
+    let transfer = int(event, "transfer_id").unwrap_or(0);
     let text = match name {
         "service_request" => {
             let Some(order_id) = int(event, "order_id") else {
                 return Ok(None);
             };
             let o = store.order(order_id).await?;
-            format!(
-                "🛠 Service request, order #{}: {}",
-                o.id,
-                esc(o.request_text.as_deref().unwrap_or("(no text)"))
+            let request = o
+                .request_text
+                .unwrap_or_else(|| t(lang, "operator.no_text").to_owned());
+            tf(
+                lang,
+                "operator.service_request",
+                &[("id", &o.id), ("text", &request)],
             )
         }
-        "stock_exhausted" => format!(
-            "⚠️ Order #{} is paid but stock ran out: deliver it by hand.",
-            int(event, "order_id").unwrap_or(0)
-        ),
-        "late_payment_review" => format!(
-            "⏰ Late payment (transfer #{}) for order #{} waits for review.",
-            int(event, "transfer_id").unwrap_or(0),
-            int(event, "order_id").unwrap_or(0)
+        "stock_exhausted" => tf(lang, "operator.stock_exhausted", &[("id", &order)]),
+        "late_payment_review" => tf(
+            lang,
+            "operator.late_payment_review",
+            &[("id", &order), ("transfer", &transfer)],
         ),
         "unmatched_transfer" => {
             let Some(tid) = int(event, "transfer_id") else {
                 return Ok(None);
             };
             let tr = store.transfer(tid).await?;
-            format!(
-                "❓ Unmatched transfer #{}: {} USDT from {} (tx {}).",
-                tr.id,
-                tr.amount,
-                esc(&tr.from_address),
-                esc(&tr.txid)
+            tf(
+                lang,
+                "operator.unmatched_transfer",
+                &[
+                    ("transfer", &tr.id),
+                    ("amount", &tr.amount),
+                    ("from", &tr.from_address),
+                    ("txid", &tr.txid),
+                ],
             )
         }
         _ => return Ok(None),
