@@ -317,8 +317,7 @@ async fn an_operator_alert_reaches_each_operator_chat_once() {
     assert_eq!(sent(902), 3, "two faults, then delivered");
     let text = fake.calls("sendMessage")[0]["text"].clone();
     assert_eq!(
-        text,
-        "⚠️ Order #77 is paid but stock ran out: deliver it by hand.",
+        text, "⚠️ Order #77 is paid but stock ran out: deliver it by hand.",
         "the alert's text comes from the locale file of the shop's language"
     );
     app.shutdown().await;
