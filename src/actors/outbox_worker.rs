@@ -106,15 +106,16 @@ impl OutboxWorker {
         m: &OutboxMessage,
         result: Result<(), SendError>,
     ) -> Result<(), crate::store::StoreError> {
-        if !matches!(&result, Err(e) if !e.is_permanent() && m.attempts + 1 < MAX_ATTEMPTS) {
-            // settled for good: nothing will be retried
-            self.reached.remove(&m.id);
-        }
         match result {
-            Ok(()) => self.store.outbox_sent(m.id).await,
+            Ok(()) => {
+                self.reached.remove(&m.id);
+                self.store.outbox_sent(m.id).await
+            }
             Err(e) => {
                 let give_up = e.is_permanent() || m.attempts + 1 >= MAX_ATTEMPTS;
                 if give_up {
+                    // settled for good: no retry will need to know which chats it reached
+                    self.reached.remove(&m.id);
                     tracing::warn!(outbox_id = m.id, error = %e, "notification given up");
                 } else {
                     tracing::debug!(outbox_id = m.id, error = %e, "notification will be retried");
