@@ -1,24 +1,119 @@
 //! Memory of idle bot sessions: RSS growth per session actor with 100,000 sessions alive under
 //! the router's supervision, each spawned as the router spawns it for a new user.
 //!
+//! Beside it, the same count of empty ractor actors (no state, no handler) under the same
+//! parent: the floor any actor pays, whatever it holds. A counting allocator reports the live
+//! heap per actor and the allocations it is made of, so the figure can be traced to its parts.
+//!
 //! `cargo bench --bench sessions` (SESSIONS in the environment changes the count)
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use ractor::Actor;
+use ractor::{Actor, ActorCell};
 use telebot::actors::session::SessionActor;
 use telebot::bot::BotEnv;
 use telebot::config::Language;
 
-fn rss_bytes() -> u64 {
+/// Counts live heap bytes, and live allocations by exact size up to `SIZES` bytes.
+struct Counting;
+
+const SIZES: usize = 8192;
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+static LIVE_BY_SIZE: [AtomicI64; SIZES + 1] = [const { AtomicI64::new(0) }; SIZES + 1];
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        LIVE_BY_SIZE[layout.size().min(SIZES)].fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the layout is passed through unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        LIVE_BY_SIZE[layout.size().min(SIZES)].fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: `ptr` came from `alloc` above with this same layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn rss_bytes() -> i64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
+    let pages: i64 = statm
         .split_whitespace()
         .nth(1)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+struct Snapshot {
+    rss: i64,
+    heap: i64,
+    by_size: Vec<i64>,
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        rss: rss_bytes(),
+        heap: LIVE_BYTES.load(Ordering::Relaxed),
+        by_size: LIVE_BY_SIZE
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect(),
+    }
+}
+
+/// Spawns `count` actors with `spawn_one`, keeps them alive, and prints what they cost.
+/// Returns the RSS growth per actor in bytes.
+async fn measure<F, Fut, A>(label: &str, count: usize, keep: &mut Vec<A>, spawn_one: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = A>,
+{
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = snapshot();
+    for i in 0..count {
+        keep.push(spawn_one(i).await);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = snapshot();
+    let per_rss = (after.rss - before.rss) as f64 / count as f64;
+    let per_heap = (after.heap - before.heap) as f64 / count as f64;
+    let parts: Vec<String> = before
+        .by_size
+        .iter()
+        .zip(&after.by_size)
+        .enumerate()
+        .filter_map(|(size, (b, a))| {
+            let each = (a - b) as f64 / count as f64;
+            (each >= 0.5).then(|| {
+                let size = if size == SIZES {
+                    format!(">{SIZES}")
+                } else {
+                    size.to_string()
+                };
+                if (each - 1.0).abs() < 0.05 {
+                    size
+                } else {
+                    format!("{each:.1}x{size}")
+                }
+            })
+        })
+        .collect();
+    println!(
+        "{label}: {count}, RSS growth {:.1} MiB, {per_rss:.0} bytes each (heap {per_heap:.0} bytes: {})",
+        (after.rss - before.rss) as f64 / 1048576.0,
+        parts.join(" + ")
+    );
+    per_rss
 }
 
 fn main() {
@@ -65,40 +160,40 @@ fn main() {
         });
         // a parent that supervises the sessions, as the router does
         let (parent, _) = Actor::spawn(None, Parent, ()).await.unwrap();
-        // warm up allocator and runtime so the first sessions do not carry one-off costs
+        let parent = parent.get_cell();
+        let spawn_session = |i: usize| {
+            let env = env.clone();
+            let parent = parent.clone();
+            async move {
+                let session = SessionActor { env };
+                let id = 1_000_000 + i as i64;
+                Actor::spawn_linked(None, session, id, parent)
+                    .await
+                    .unwrap()
+                    .0
+            }
+        };
+        let spawn_empty = |_| {
+            let parent: ActorCell = parent.clone();
+            async move {
+                Actor::spawn_linked(None, Parent, (), parent)
+                    .await
+                    .unwrap()
+                    .0
+            }
+        };
+        // warm up the allocator and runtime so the measured actors carry no one-off costs
         let mut warm = Vec::new();
         for i in 0..1_000 {
-            let (a, _) = Actor::spawn_linked(
-                None,
-                SessionActor { env: env.clone() },
-                i,
-                parent.get_cell(),
-            )
-            .await
-            .unwrap();
-            warm.push(a);
+            warm.push(spawn_session(i).await);
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let before = rss_bytes();
         let mut sessions = Vec::with_capacity(count);
-        for i in 0..count {
-            let (a, _) = Actor::spawn_linked(
-                None,
-                SessionActor { env: env.clone() },
-                1_000_000 + i as i64,
-                parent.get_cell(),
-            )
-            .await
-            .unwrap();
-            sessions.push(a);
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let after = rss_bytes();
-        let per = (after.saturating_sub(before)) as f64 / count as f64;
+        let per = measure("idle sessions", count, &mut sessions, spawn_session).await;
+        let mut empty = Vec::with_capacity(count);
+        let floor = measure("empty ractor actors", count, &mut empty, spawn_empty).await;
         println!(
-            "idle sessions: {count}, RSS growth {:.1} MiB, {:.0} bytes per session",
-            (after - before) as f64 / 1048576.0,
-            per
+            "  a session costs {:.0} bytes more than an empty ractor actor",
+            per - floor
         );
         println!(
             "  target under 2048 bytes per session: {}",
@@ -107,9 +202,13 @@ fn main() {
         for s in sessions.iter().chain(warm.iter()) {
             s.stop(None);
         }
+        for a in &empty {
+            a.stop(None);
+        }
     });
 }
 
+/// An actor with no state that ignores everything: the floor, and the sessions' parent.
 struct Parent;
 
 impl Actor for Parent {
