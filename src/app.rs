@@ -169,6 +169,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         matcher.clone(),
         orders.clone(),
         config.payments.late_payment,
+        config.payments.unmatched_alert_min,
         &wallets,
     );
     let demo_chain =

@@ -324,6 +324,9 @@ pub struct PaymentsConfig {
     #[serde(with = "duration_str")]
     pub quarantine: Duration,
     pub late_payment: LatePaymentRule,
+    /// Unmatched transfers below this amount (dust, address-poisoning spam) are kept and listed
+    /// for operators like any other, but raise no operator alert.
+    pub unmatched_alert_min: Money,
     pub wallets: Vec<TronAddress>,
     #[serde(with = "duration_str")]
     pub commission_hold: Duration,
@@ -536,6 +539,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "payments.amount_step",
                 "must be between 0.000001 and 1",
+            ));
+        }
+        if self.payments.unmatched_alert_min.micros() < 0 {
+            return Err(ConfigError::invalid(
+                "payments.unmatched_alert_min",
+                "must not be negative",
             ));
         }
         if !(1..=100_000).contains(&self.payments.max_slots) {
@@ -943,6 +952,14 @@ mod tests {
             (
                 &[("TELEBOT__PAYMENTS__AMOUNT_STEP", "2")],
                 "payments.amount_step",
+            ),
+            (
+                &[("TELEBOT__PAYMENTS__UNMATCHED_ALERT_MIN", "-1")],
+                "payments.unmatched_alert_min",
+            ),
+            (
+                &[("TELEBOT__PAYMENTS__UNMATCHED_ALERT_MIN", "a lot")],
+                "payments.unmatched_alert_min",
             ),
             (
                 &[("TELEBOT__PAYMENTS__WINDOW", "15 minutes")],

@@ -101,6 +101,10 @@ fn describe() {
         "payments_matched_total",
         "Confirmed transfers placed, by outcome"
     );
+    describe_counter!(
+        "payments_dust_total",
+        "Unmatched transfers below payments.unmatched_alert_min: kept without an operator alert"
+    );
     describe_histogram!(
         "payment_detection_latency_seconds",
         Unit::Seconds,
@@ -158,6 +162,7 @@ fn describe() {
         "orders_paid_total",
         "orders_expired_total",
         "matcher_slots_exhausted_total",
+        "payments_dust_total",
     ] {
         counter!(name).increment(0);
     }

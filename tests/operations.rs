@@ -24,6 +24,7 @@ const REQUIRED: &[&str] = &[
     "orders_expired_total",
     "order_payment_duration_seconds",
     "payments_matched_total",
+    "payments_dust_total",
     "payment_detection_latency_seconds",
     "scanner_lag_seconds",
     "scanner_errors_total",

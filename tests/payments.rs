@@ -814,6 +814,66 @@ async fn an_unmatched_transfer_is_kept_and_reported() {
 }
 
 #[tokio::test]
+async fn a_flood_longer_than_one_poll_reads_does_not_hide_a_payment() {
+    flood_then_payment(1).await;
+}
+
+#[tokio::test]
+async fn a_flood_within_one_block_time_does_not_hide_a_payment() {
+    flood_then_payment(0).await;
+}
+
+/// 10,400 spam transfers `spacing` ms apart, then a customer's payment.
+async fn flood_then_payment(spacing: i64) {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(&db.url, &tg_vars(&tg, "seen")).await;
+    let (user, product) = shop(&db.store, 120, "10", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    // address-poisoning spam: 10,400 zero-value transfers (52 full pages, more than one poll
+    // reads) within ten seconds or all at one block time, well inside the two-minute resume
+    // overlap; among them dust of 0.000001 USDT, before and after where the first poll stops
+    let start = now_ms();
+    let item = |i: i64, amount: Money| ChainTransfer {
+        block_time: start + i * spacing,
+        ..transfer_to(amount, true)
+    };
+    let dust = Money::parse("0.000001").unwrap();
+    let mut dust_txids = HashSet::new();
+    for i in 0..10_400 {
+        let t = item(i, if i % 5_000 == 7 { dust } else { Money::ZERO });
+        if t.amount == dust {
+            dust_txids.insert(t.txid.clone());
+        }
+        tg.push(t);
+    }
+    let payment = item(10_400, order.payable_amount);
+    tg.push(payment.clone());
+
+    let paid = wait_status(&db.store, order.id, OrderStatus::Delivered).await;
+    assert!(paid.delivery.is_some());
+    let transfers = db.store.transfers_of_order(order.id).await.unwrap();
+    assert_eq!(transfers.len(), 1);
+    assert_eq!(transfers[0].txid, payment.txid);
+    // the dust is kept for operators, but raises no alert
+    let kept: HashSet<String> = db
+        .store
+        .transfers_by_outcome("unmatched", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.txid)
+        .collect();
+    assert_eq!(kept, dust_txids);
+    let operator = outbox_events(&db.store, "operator").await;
+    assert!(
+        !operator.iter().any(|e| e["event"] == "unmatched_transfer"),
+        "{operator:?}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_webhook_checks_signatures_and_input_before_storing_anything() {
     let db = TestDb::sqlite().await;
     let tg = TronGrid::start().await;

@@ -9,7 +9,7 @@
 //! their payment was seen. TronGrid reports no block numbers, so a block count is treated like
 //! "solidified" here. Faults back off with jitter and never stop the actor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -26,7 +26,9 @@ use crate::supervision::Leadership;
 pub const SOURCE: &str = "trongrid";
 /// Items per page (TronGrid's maximum).
 const PAGE_LIMIT: usize = 200;
-/// A listing longer than this many pages is continued at the next poll.
+/// A listing longer than this many pages is continued at the next poll (from its last item,
+/// without the resume overlap). A listing whose pages all share the block time it started from
+/// is read on past this, so every poll moves forward.
 const MAX_PAGES: usize = 50;
 /// How far back the unconfirmed listing looks.
 const UNCONFIRMED_LOOKBACK_MS: i64 = 10 * 60 * 1000;
@@ -66,6 +68,8 @@ enum Listing {
 pub struct TronGridState {
     client: reqwest::Client,
     cursors: HashMap<String, i64>,
+    /// Wallets whose last listing was cut: the next poll continues from the cursor itself.
+    cut: HashSet<String>,
     failures: u32,
     job: super::Job,
     /// Idle while another instance leads; its cursors are read again on taking over.
@@ -105,6 +109,7 @@ impl Actor for TronGridScanner {
         Ok(TronGridState {
             client,
             cursors,
+            cut: HashSet::new(),
             failures: 0,
             job: super::Job::default(),
             following: false,
@@ -142,15 +147,22 @@ impl Actor for TronGridScanner {
                 let job = self.clone();
                 let client = state.client.clone();
                 let cursors = state.cursors.clone();
+                let cut = state.cut.clone();
                 let me = myself.clone();
                 state.job.start(async move {
-                    let report = job.poll(&client, cursors).await;
+                    let report = job.poll(&client, cursors, &cut).await;
                     let _ = me.cast(TronGridMsg::Polled(report));
                 });
             }
             TronGridMsg::Polled(report) => {
                 state.job.done();
+                let truncated = !report.cut.is_empty();
                 for (wallet, cursor) in &report.cursors {
+                    if report.cut.contains(wallet) {
+                        state.cut.insert(wallet.clone());
+                    } else {
+                        state.cut.remove(wallet);
+                    }
                     state.cursors.insert(wallet.clone(), *cursor);
                     if let Err(e) = self
                         .payments
@@ -171,7 +183,7 @@ impl Actor for TronGridScanner {
                         };
                         let min_cursor = state.cursors.values().copied().min();
                         // a listing cut short is read only up to its cursor, not up to now
-                        let read_up_to = if report.truncated {
+                        let read_up_to = if truncated {
                             min_cursor.unwrap_or(0)
                         } else {
                             report.started_at - confirmed_delay
@@ -182,7 +194,7 @@ impl Actor for TronGridScanner {
                             Some(report.started_at),
                             min_cursor,
                         );
-                        if report.truncated {
+                        if truncated {
                             Duration::ZERO
                         } else {
                             self.poll_interval
@@ -219,7 +231,12 @@ impl TronGridScanner {
     }
 
     /// One poll over every wallet. Runs outside the actor.
-    async fn poll(&self, client: &reqwest::Client, cursors: HashMap<String, i64>) -> TronGridPoll {
+    async fn poll(
+        &self,
+        client: &reqwest::Client,
+        cursors: HashMap<String, i64>,
+        cut: &HashSet<String>,
+    ) -> TronGridPoll {
         let mut report = TronGridPoll {
             started_at: now_ms(),
             ..Default::default()
@@ -233,15 +250,21 @@ impl TronGridScanner {
             } else {
                 Listing::All
             };
-            match self
-                .read_listing(client, wallet, cursor - self.overlap_ms, listing)
-                .await
-            {
+            // the overlap re-reads what TronGrid may have indexed late; a listing that was cut
+            // continues where it stopped, or a long one would be read from the same place forever
+            let from = if cut.contains(&key) {
+                cursor
+            } else {
+                cursor - self.overlap_ms
+            };
+            match self.read_listing(client, wallet, from, listing).await {
                 Ok((latest, complete)) => {
+                    if !complete {
+                        report.cut.insert(key.clone());
+                    }
                     report
                         .cursors
                         .insert(key, latest.unwrap_or(cursor).max(cursor));
-                    report.truncated |= !complete;
                 }
                 Err(f) => {
                     report.fault = Some(f);
@@ -283,7 +306,11 @@ impl TronGridScanner {
         let mut fingerprint: Option<String> = None;
         let mut latest: Option<i64> = None;
         let mut indexer = LogIndexer::default();
-        for _ in 0..MAX_PAGES {
+        for page_number in 0.. {
+            if page_number >= MAX_PAGES && latest.is_some_and(|t| t > min_timestamp) {
+                // more pages than one poll reads: what was read is complete up to `latest`
+                break;
+            }
             let mut query: Vec<(&str, String)> = vec![
                 ("only_to", "true".into()),
                 ("contract_address", self.contract.to_string()),
@@ -317,7 +344,6 @@ impl TronGridScanner {
                 _ => return Ok((latest, true)),
             }
         }
-        // more pages than one poll reads: what was read is complete up to `latest`
         Ok((latest, false))
     }
 }

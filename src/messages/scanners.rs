@@ -1,7 +1,7 @@
 //! Messages of the chain scanners ([TronGrid](crate::actors::trongrid_scanner),
 //! [full node](crate::actors::fullnode_scanner)) and the [demo chain](crate::actors::demo_chain).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use ractor::RpcReplyPort;
 
@@ -12,12 +12,14 @@ use crate::payments::{Ingested, PaymentsError};
 /// What one TronGrid poll achieved.
 #[derive(Debug, Default)]
 pub struct TronGridPoll {
-    /// New cursor (block time, Unix ms) of every wallet whose listing was read completely.
+    /// New cursor (block time, Unix ms) of every wallet whose listing was read: to its end, or
+    /// up to the last item read when it was cut.
     pub cursors: HashMap<String, i64>,
     /// When the poll started (Unix ms).
     pub started_at: i64,
-    /// A listing was longer than one poll reads; the rest comes at the next poll.
-    pub truncated: bool,
+    /// Wallets whose listing was longer than one poll reads: the next poll continues from the
+    /// cursor itself, without the resume overlap, so a long listing always moves forward.
+    pub cut: HashSet<String>,
     pub fault: Option<ScanFault>,
 }
 

@@ -13,7 +13,7 @@ use crate::actors::matcher::MatcherHandle;
 use crate::actors::order_manager::OrdersHandle;
 use crate::config::LatePaymentRule;
 use crate::domain::allocation::MatchResult;
-use crate::domain::{OrderStatus, now_ms};
+use crate::domain::{Money, OrderStatus, now_ms};
 use crate::messages::orders::OrderError;
 use crate::store::{NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer};
 
@@ -83,6 +83,8 @@ pub struct Payments {
     pub matcher: MatcherHandle,
     pub orders: OrdersHandle,
     pub late_rule: LatePaymentRule,
+    /// Unmatched transfers below this raise no operator alert.
+    pub unmatched_alert_min: Money,
     wallets: Arc<HashSet<String>>,
 }
 
@@ -92,6 +94,7 @@ impl Payments {
         matcher: MatcherHandle,
         orders: OrdersHandle,
         late_rule: LatePaymentRule,
+        unmatched_alert_min: Money,
         wallets: &[String],
     ) -> Self {
         Payments {
@@ -99,6 +102,7 @@ impl Payments {
             matcher,
             orders,
             late_rule,
+            unmatched_alert_min,
             wallets: Arc::new(wallets.iter().cloned().collect()),
         }
     }
@@ -247,8 +251,16 @@ impl Payments {
     }
 
     async fn unmatched(&self, t: &Transfer) -> Result<Ingested, PaymentsError> {
-        let placed = self.store.mark_unmatched(t.id, "system").await?;
-        tracing::warn!(transfer_id = t.id, txid = %t.txid, amount = %t.amount, to = %t.to_address, "transfer matches no order; kept for operators");
+        let alert = t.amount >= self.unmatched_alert_min;
+        let placed = self.store.mark_unmatched(t.id, "system", alert).await?;
+        if alert {
+            tracing::warn!(transfer_id = t.id, txid = %t.txid, amount = %t.amount, to = %t.to_address, "transfer matches no order; kept for operators");
+        } else {
+            if placed == Placed::Done {
+                metrics::counter!("payments_dust_total").increment(1);
+            }
+            tracing::info!(transfer_id = t.id, txid = %t.txid, amount = %t.amount, to = %t.to_address, "dust transfer matches no order; kept without an alert");
+        }
         Ok(Ingested {
             transfer_id: t.id,
             placement: if placed == Placed::Done {

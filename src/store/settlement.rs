@@ -446,15 +446,22 @@ impl Store {
             transfer_id,
             order_id,
             "review",
-            "late_payment_review",
+            Some("late_payment_review"),
             actor,
         )
         .await
     }
 
-    /// A transfer that pays nothing we know: kept, and reported to operators.
-    pub async fn mark_unmatched(&self, transfer_id: i64, actor: &str) -> StoreResult<Placed> {
-        self.set_aside(transfer_id, None, "unmatched", "unmatched_transfer", actor)
+    /// A transfer that pays nothing we know: kept, and reported to operators when `alert`
+    /// (dust is kept without a report).
+    pub async fn mark_unmatched(
+        &self,
+        transfer_id: i64,
+        actor: &str,
+        alert: bool,
+    ) -> StoreResult<Placed> {
+        let event = alert.then_some("unmatched_transfer");
+        self.set_aside(transfer_id, None, "unmatched", event, actor)
             .await
     }
 
@@ -463,7 +470,7 @@ impl Store {
         transfer_id: i64,
         order_id: Option<i64>,
         outcome: &str,
-        event: &str,
+        event: Option<&str>,
         actor: &str,
     ) -> StoreResult<Placed> {
         let now = now_ms();
@@ -483,8 +490,10 @@ impl Store {
             append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "transfer", transfer_id)
                 .before(&json!({"outcome": "pending"}))
                 .after(&json!({"outcome": outcome, "order_id": order_id})))?;
-            enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("{outcome}:{transfer_id}")),
-                json!({"event": event, "transfer_id": transfer_id, "order_id": order_id}).to_string())?;
+            if let Some(event) = event {
+                enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("{outcome}:{transfer_id}")),
+                    json!({"event": event, "transfer_id": transfer_id, "order_id": order_id}).to_string())?;
+            }
             Placed::Done
         });
         Ok(placed)
