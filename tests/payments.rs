@@ -874,6 +874,65 @@ async fn flood_then_payment(spacing: i64) {
 }
 
 #[tokio::test]
+async fn a_scanner_report_that_contradicts_an_earlier_one_is_skipped_not_stuck_on() {
+    telebot::telemetry::metrics_handle();
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(&db.url, &tg_vars(&tg, "seen")).await;
+    let (user, product) = shop(&db.store, 130, "10", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    // the webhook reported this transaction first: 5 USDT to the wallet
+    let first = transfer_to(Money::parse("5").unwrap(), true);
+    let webhook = app
+        .app
+        .payments
+        .ingest(&telebot::store::NewTransfer {
+            chain: "tron".into(),
+            txid: first.txid.clone(),
+            log_index: 0,
+            token: "USDT".into(),
+            from_address: PAYER.into(),
+            to_address: WALLET.into(),
+            amount: first.amount,
+            block_number: None,
+            block_time: first.block_time,
+            confirmed: true,
+            source: "webhook".into(),
+        })
+        .await
+        .unwrap();
+    // TronGrid lists the same transaction with another amount, then the customer's payment
+    tg.push(ChainTransfer {
+        amount: Money::parse("500").unwrap(),
+        ..first.clone()
+    });
+    tg.push(ChainTransfer {
+        block_time: first.block_time + 1,
+        ..transfer_to(order.payable_amount, true)
+    });
+
+    wait_status(&db.store, order.id, OrderStatus::Delivered).await;
+    let kept = db.store.transfer(webhook.transfer_id).await.unwrap();
+    assert_eq!(kept.amount.to_string(), "5.000000");
+    assert_eq!(kept.source, "webhook");
+    let metrics = reqwest::get(format!("http://{}/metrics", app.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("scanner_errors_total{")
+                && l.contains("kind=\"conflicting_report\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_webhook_checks_signatures_and_input_before_storing_anything() {
     let db = TestDb::sqlite().await;
     let tg = TronGrid::start().await;
