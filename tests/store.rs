@@ -46,6 +46,7 @@ store_suite!(
     amount_source_failure_leaves_no_order,
     transfers_are_recorded_once,
     balance_never_goes_negative_and_a_transfer_credits_once,
+    concurrent_settlements_pay_an_order_once,
     audit_log_is_append_only,
     scan_cursors_only_move_forward,
     outbox_is_idempotent_and_retries,
@@ -520,6 +521,100 @@ async fn balance_never_goes_negative_and_a_transfer_credits_once(store: &Store) 
     let ledger = store.ledger(u.id, 10).await.unwrap();
     assert_eq!(ledger.len(), 2);
     assert_eq!(ledger[0].balance_after.to_string(), "2.000000");
+}
+
+/// Many settlements of one order race (two transfers of its amount, each placed by several
+/// instances at once, and one of them also set aside as unmatched): one wins, the money moves
+/// once, and every loser leaves no trace.
+async fn concurrent_settlements_pay_an_order_once(store: &Store) {
+    let u = user(store, 12).await;
+    let CreateOrder::Created(order) = store
+        .create_order(
+            &new_order(u.id, 10_000_000),
+            &Scripted::new(&[10_003_000]),
+            "test",
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("order not created");
+    };
+    let (t1, _) = store
+        .record_transfer(&transfer("c1", 0, 10_003_000, true))
+        .await
+        .unwrap();
+    let (t2, _) = store
+        .record_transfer(&transfer("c2", 0, 10_003_000, true))
+        .await
+        .unwrap();
+    let order_id = order.id;
+    let ctx = || SettleContext {
+        actor: "test",
+        commission_hold_ms: 0,
+        manual: false,
+        quarantine_until: now_ms() + 60_000,
+    };
+    let mut racers = Vec::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let transfer_id = if i % 2 == 0 { t1.id } else { t2.id };
+        racers.push(tokio::spawn(async move {
+            if i == 9 {
+                let placed = store.mark_unmatched(t1.id, "test", true).await.unwrap();
+                return placed == Placed::Done;
+            }
+            let outcome = store
+                .pay_order(order_id, transfer_id, &ctx())
+                .await
+                .unwrap();
+            matches!(outcome, PayOutcome::Paid(_))
+        }));
+    }
+    let mut paid = 0;
+    for r in racers {
+        if r.await.unwrap() {
+            paid += 1;
+        }
+    }
+    // one payment, or one payment and t1 set aside
+    assert!((1..=2).contains(&paid), "{paid} settlements won");
+    let settled = store.order(order.id).await.unwrap();
+    assert_ne!(settled.status, OrderStatus::PendingPayment);
+    let winner = settled.transfer_id.expect("the order names its transfer");
+    let (w, other) = if winner == t1.id {
+        (t1.id, t2.id)
+    } else {
+        (t2.id, t1.id)
+    };
+    let w = store.transfer(w).await.unwrap();
+    assert_eq!(
+        (w.outcome.as_str(), w.order_id),
+        ("matched", Some(order.id))
+    );
+    let other = store.transfer(other).await.unwrap();
+    assert!(
+        matches!(other.outcome.as_str(), "pending" | "unmatched"),
+        "{}",
+        other.outcome
+    );
+    assert_ne!(other.order_id, Some(order.id));
+    // the top-up was credited once, by the winning transfer
+    assert_eq!(store.user(u.id).await.unwrap().balance.micros(), 10_003_000);
+    let ledger = store.ledger(u.id, 10).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].transfer_id, Some(winner));
+    let paid_audits = store
+        .list_audit(
+            &AuditFilter {
+                action: Some("order.paid".into()),
+                entity_id: Some(order.id.to_string()),
+                ..Default::default()
+            },
+            Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid_audits.len(), 1);
 }
 
 async fn audit_log_is_append_only(store: &Store) {
