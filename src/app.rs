@@ -26,6 +26,7 @@ use crate::bot::BotEnv;
 use crate::bot::outbound::Outbound;
 use crate::bot::simulator::Simulator;
 use crate::config::{Config, Secret, TelegramMode, TronSource};
+use crate::domain::TronAddress;
 use crate::domain::allocation::TableRules;
 use crate::messages::supervisor::SupervisorMsg;
 use crate::payments::Payments;
@@ -82,6 +83,9 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Receiving wallets in use (configured, or the demo chain's).
     pub wallets: Vec<String>,
+    /// Wallets the scanners read: the ones in use, then wallets taken out of the configuration
+    /// that still hold amounts of pending or quarantined orders.
+    pub watched_wallets: Vec<String>,
     /// The bot's router, for updates that arrive over HTTP (webhook mode).
     pub bot: BotHandle,
     pub bot_env: Arc<BotEnv>,
@@ -110,6 +114,26 @@ pub struct Running {
     root_done: JoinHandle<()>,
     http: JoinHandle<()>,
     stop_http: watch::Sender<bool>,
+}
+
+/// The configured wallets, then every wallet taken out of the configuration that still holds
+/// amounts of pending or quarantined orders: a customer who pays such an order after the change
+/// is still found by the scanners. The configuration changes only with a restart, and no new
+/// amount is handed out on a removed wallet, so the list is worked out once, at start.
+async fn watched_wallets(store: &Store, configured: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut watched = configured.to_vec();
+    for a in store.live_allocations().await? {
+        if a.chain != "tron" || a.token != "USDT" || watched.contains(&a.wallet) {
+            continue;
+        }
+        if TronAddress::parse(&a.wallet).is_err() {
+            tracing::warn!(wallet = %a.wallet, "live amount on a wallet that is not a TRON address; not scanned");
+            continue;
+        }
+        tracing::info!(wallet = %a.wallet, "wallet no longer configured still holds live amounts; it is scanned until they end");
+        watched.push(a.wallet);
+    }
+    Ok(watched)
 }
 
 /// Opens the database and applies migrations (also `telebot migrate`).
@@ -161,6 +185,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let (bot, simulator) = telegram_bot(&config, http_addr)?;
+    let watched_wallets = if config.tron.source == TronSource::Demo {
+        wallets.clone()
+    } else {
+        watched_wallets(&store, &wallets).await?
+    };
     let registry = Registry::new();
     let matcher = MatcherHandle::new(ActorSlot::new());
     let orders = OrdersHandle::new(ActorSlot::new(), matcher.clone(), store.clone());
@@ -170,7 +199,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         orders.clone(),
         config.payments.late_payment,
         config.payments.unmatched_alert_min,
-        &wallets,
+        &watched_wallets,
     );
     let demo_chain =
         (config.tron.source == TronSource::Demo).then(|| DemoChainHandle::new(ActorSlot::new()));
@@ -206,6 +235,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         demo_chain,
         limiter,
         wallets,
+        watched_wallets,
         bot: BotHandle::new(ActorSlot::new()),
         bot_env,
         simulator,
@@ -345,7 +375,11 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
             base_url: t.trongrid_url.clone(),
             api_key: t.trongrid_api_key.clone(),
             contract: t.usdt_contract,
-            wallets: p.wallets.clone(),
+            wallets: app
+                .watched_wallets
+                .iter()
+                .filter_map(|w| TronAddress::parse(w).ok())
+                .collect(),
             poll_interval: t.poll_interval,
             confirmations: t.confirmations,
             overlap_ms,
@@ -362,7 +396,7 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
         let scanner = FullNodeScanner {
             base_url: t.fullnode_url.clone(),
             contract: t.usdt_contract,
-            wallets: app.wallets.iter().cloned().collect(),
+            wallets: app.watched_wallets.iter().cloned().collect(),
             poll_interval: t.poll_interval,
             confirmations: t.confirmations,
             overlap_ms,

@@ -933,6 +933,34 @@ async fn a_scanner_report_that_contradicts_an_earlier_one_is_skipped_not_stuck_o
 }
 
 #[tokio::test]
+async fn a_wallet_taken_out_of_the_configuration_is_scanned_while_it_holds_orders() {
+    const NEW_WALLET: &str = "TWsghcMkFXe1hnwZAWVQ9fUrZBtYv2aGJ8";
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let app = start_app(&db.url, &tg_vars(&tg, "seen")).await;
+    let (user, product) = shop(&db.store, 140, "10", 2).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    assert_eq!(order.wallet.as_deref(), Some(WALLET));
+    app.shutdown().await;
+
+    // the operator replaces the wallet; the order placed before still waits on the old one
+    let mut vars: Vec<(&str, &str)> = tg_vars(&tg, "seen")
+        .into_iter()
+        .filter(|(k, _)| *k != "TELEBOT__PAYMENTS__WALLETS")
+        .collect();
+    vars.push(("TELEBOT__PAYMENTS__WALLETS", NEW_WALLET));
+    let app = start_app(&db.url, &vars).await;
+    tg.push(transfer_to(order.payable_amount, true));
+    let paid = wait_status(&db.store, order.id, OrderStatus::Delivered).await;
+    assert!(paid.transfer_id.is_some());
+    assert_eq!(app.app.watched_wallets, [NEW_WALLET, WALLET]);
+    // new orders only get the new wallet
+    let fresh = order_for(&app.app, user.id, &product, 1).await;
+    assert_eq!(fresh.wallet.as_deref(), Some(NEW_WALLET));
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_webhook_checks_signatures_and_input_before_storing_anything() {
     let db = TestDb::sqlite().await;
     let tg = TronGrid::start().await;
