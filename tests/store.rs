@@ -47,6 +47,7 @@ store_suite!(
     transfers_are_recorded_once,
     balance_never_goes_negative_and_a_transfer_credits_once,
     concurrent_settlements_pay_an_order_once,
+    a_paid_amount_rests_in_quarantine_until_released,
     audit_log_is_append_only,
     scan_cursors_only_move_forward,
     outbox_is_idempotent_and_retries,
@@ -615,6 +616,69 @@ async fn concurrent_settlements_pay_an_order_once(store: &Store) {
         .await
         .unwrap();
     assert_eq!(paid_audits.len(), 1);
+}
+
+/// A paid order's amount stays out of reach until its quarantine ends and the reconciler
+/// releases it; then a new order may get it again.
+async fn a_paid_amount_rests_in_quarantine_until_released(store: &Store) {
+    let u = user(store, 13).await;
+    let CreateOrder::Created(order) = store
+        .create_order(
+            &new_order(u.id, 10_000_000),
+            &Scripted::new(&[10_004_000]),
+            "test",
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("order not created");
+    };
+    let (t, _) = store
+        .record_transfer(&transfer("q1", 0, 10_004_000, true))
+        .await
+        .unwrap();
+    let rest_until = now_ms() + 60_000;
+    let ctx = SettleContext {
+        actor: "test",
+        commission_hold_ms: 0,
+        manual: false,
+        quarantine_until: rest_until,
+    };
+    let outcome = store.pay_order(order.id, t.id, &ctx).await.unwrap();
+    assert!(matches!(outcome, PayOutcome::Paid(_)));
+    let live = store.live_allocations().await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].state, "quarantined");
+    assert_eq!(live[0].quarantine_until, Some(rest_until));
+
+    // while it rests, a new order cannot get the amount
+    let busy = Scripted::new(&[10_004_000]);
+    assert!(matches!(
+        store
+            .create_order(&new_order(u.id, 10_000_000), &busy, "test")
+            .await
+            .unwrap(),
+        CreateOrder::Unavailable(_)
+    ));
+    assert_eq!(busy.taken.load(Ordering::SeqCst), 1);
+    assert_eq!(store.release_quarantined(rest_until - 1).await.unwrap(), 0);
+
+    // once the time has passed it is released, once, and can be handed out again
+    assert_eq!(store.release_quarantined(rest_until).await.unwrap(), 1);
+    assert_eq!(store.release_quarantined(rest_until).await.unwrap(), 0);
+    assert!(store.live_allocations().await.unwrap().is_empty());
+    let CreateOrder::Created(again) = store
+        .create_order(
+            &new_order(u.id, 10_000_000),
+            &Scripted::new(&[10_004_000]),
+            "test",
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the released amount was not handed out again");
+    };
+    assert_eq!(again.payable_amount.micros(), 10_004_000);
 }
 
 async fn audit_log_is_append_only(store: &Store) {
