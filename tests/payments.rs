@@ -961,6 +961,57 @@ async fn a_wallet_taken_out_of_the_configuration_is_scanned_while_it_holds_order
 }
 
 #[tokio::test]
+async fn an_order_waits_for_the_real_time_of_the_last_block_read_when_slots_were_skipped() {
+    let db = TestDb::sqlite().await;
+    let node = FullNode::start(1_000).await;
+    let app = start_app(
+        &db.url,
+        &[
+            ("TELEBOT__TRON__SOURCE", "fullnode"),
+            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+            ("TELEBOT__TRON__FULLNODE_URL", node.url.as_str()),
+            ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
+            ("TELEBOT__TRON__MAX_BACKOFF", "200ms"),
+            ("TELEBOT__TRON__CONFIRMATIONS", "seen"),
+            ("TELEBOT__PAYMENTS__WINDOW", "3s"),
+        ],
+    )
+    .await;
+    let (user, product) = shop(&db.store, 150, "10", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    // the customer pays in time, in block 1006; then the chain skipped slots: 20 blocks 30 s
+    // apart. Counted back from the head at 3 s a block, block 1005 would seem eight minutes
+    // later than it is. The node cannot serve the payment's block for now.
+    node.fail_block(1_006, usize::MAX);
+    let mut blocks: Vec<(i64, Option<ChainTransfer>)> = vec![(200, None); 5];
+    blocks.push((200, Some(transfer_to(order.payable_amount, true))));
+    blocks.extend(vec![(30_000, None); 20]);
+    let numbers = node.append(blocks);
+    assert_eq!(numbers[5], 1_006);
+    assert!(node.block_time(1_006) <= order.expires_at);
+
+    // past the window, the payment's block still unread: the order must wait for it
+    let wait = (order.expires_at - now_ms()).max(0) as u64 + 2_000;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    assert!(
+        node.block_requests().contains(&1_005),
+        "block 1005 was read"
+    );
+    assert_eq!(
+        db.store.order(order.id).await.unwrap().status,
+        OrderStatus::PendingPayment,
+        "expired while its payment's block was unread"
+    );
+    let watermark = app.app.progress.watermark().unwrap();
+    assert!(watermark <= node.block_time(1_005), "{watermark}");
+
+    node.fail_block(1_006, 0);
+    let paid = wait_status(&db.store, order.id, OrderStatus::Delivered).await;
+    assert!(paid.transfer_id.is_some());
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_webhook_checks_signatures_and_input_before_storing_anything() {
     let db = TestDb::sqlite().await;
     let tg = TronGrid::start().await;

@@ -18,7 +18,7 @@ use crate::messages::scanners::{FullNodeMsg, FullNodePoll};
 use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
 use crate::payments::scan::{ScanFault, fault_delay, fetch};
-use crate::payments::tron::{BlockHead, parse_block_head, parse_block_transfers};
+use crate::payments::tron::{BlockHead, WireError, parse_block_head, parse_block_transfers};
 use crate::supervision::Leadership;
 
 pub const SOURCE: &str = "fullnode";
@@ -27,8 +27,6 @@ const CURSOR_KEY: &str = "tron:fullnode";
 pub const BLOCK_MS: i64 = 3_000;
 /// Confirmed blocks read per poll before the actor takes its next message.
 const BATCH: i64 = 100;
-/// Safety margin on estimated block times (see `poll_into`).
-const POSITION_MARGIN_MS: i64 = 60_000;
 /// Unconfirmed blocks read per poll for "seen" notices.
 const SEEN_BATCH: i64 = 30;
 
@@ -195,12 +193,14 @@ impl FullNodeScanner {
         Ok(parse_block_head(&body)?)
     }
 
+    /// Reads one block's transfers and ingests ours. Returns the block's time when the block
+    /// has any transaction.
     async fn block(
         &self,
         client: &reqwest::Client,
         num: i64,
         confirmed: bool,
-    ) -> Result<(), ScanFault> {
+    ) -> Result<Option<i64>, ScanFault> {
         let body = fetch(
             client
                 .post(self.url("/wallet/gettransactioninfobyblocknum"))
@@ -208,12 +208,42 @@ impl FullNodeScanner {
                 .body(format!("{{\"num\":{num}}}")),
         )
         .await?;
-        for t in parse_block_transfers(&body, &self.contract, &self.wallets)? {
+        let block = parse_block_transfers(&body, &self.contract, &self.wallets)?;
+        for t in &block.transfers {
             self.payments
                 .ingest_from_scanner(&t.to_new(confirmed, SOURCE))
                 .await?;
         }
-        Ok(())
+        Ok(block.time)
+    }
+
+    /// The time of block `num`: from its transactions when it had any (`known`), otherwise
+    /// from `/wallet/getblockbynum`.
+    async fn block_time(
+        &self,
+        client: &reqwest::Client,
+        num: i64,
+        known: Option<i64>,
+    ) -> Result<i64, ScanFault> {
+        if let Some(t) = known {
+            return Ok(t);
+        }
+        let body = fetch(
+            client
+                .post(self.url("/wallet/getblockbynum"))
+                .header("content-type", "application/json")
+                .body(format!("{{\"num\":{num}}}")),
+        )
+        .await?;
+        let block = parse_block_head(&body)?;
+        if block.number != num {
+            return Err(WireError::Malformed(format!(
+                "asked for block {num}, the node answered block {}",
+                block.number
+            ))
+            .into());
+        }
+        Ok(block.timestamp)
     }
 
     /// One poll. Runs outside the actor; reports how far it got even when it fails midway.
@@ -248,27 +278,32 @@ impl FullNodeScanner {
                 .number
                 .min(head.number),
         };
-        // block times are estimated back from the head at one block per 3 s; skipped slots
-        // make real times earlier, so one minute of margin keeps the estimate on the safe side
-        let time_of =
-            |block: i64| head.timestamp - (head.number - block) * BLOCK_MS - POSITION_MARGIN_MS;
+        // the position is the real time of the last block read, never an estimate: counting
+        // back from the head at 3 s a block runs ahead of the chain when slots were skipped,
+        // and a position ahead of what was read could expire an order whose payment is unread
         let start_after =
             cursor.unwrap_or_else(|| (tip - self.initial_lookback_ms / BLOCK_MS).max(0));
         let last = tip.min(start_after + BATCH);
         let mut done = start_after;
+        let mut done_time = None;
         for num in (start_after + 1)..=last {
-            if let Err(f) = self.block(client, num, true).await {
-                if done > start_after {
-                    report.cursor = Some(done);
-                    report.position = Some(time_of(done));
+            match self.block(client, num, true).await {
+                Ok(time) => {
+                    done = num;
+                    done_time = time;
                 }
-                return Err(f);
+                Err(f) => {
+                    if done > start_after {
+                        report.cursor = Some(done);
+                        report.position = self.block_time(client, done, done_time).await.ok();
+                    }
+                    return Err(f);
+                }
             }
-            done = num;
         }
         report.cursor = Some(done);
-        report.position = Some(time_of(done));
         report.behind = done < tip;
+        report.position = Some(self.block_time(client, done, done_time).await?);
         if !report.behind && self.confirmations != Confirmations::Seen {
             let from = seen_upto.max(tip) + 1;
             let to = head.number.min(from + SEEN_BATCH - 1);

@@ -319,25 +319,35 @@ struct FnLog {
     data: String,
 }
 
+/// What one block's transaction infos hold for us.
+#[derive(Debug, Default)]
+pub struct BlockTransfers {
+    /// Successful USDT transfers to our wallets.
+    pub transfers: Vec<WireTransfer>,
+    /// The block's time, when it has any transaction (an empty block answers `{}` or `[]`).
+    pub time: Option<i64>,
+}
+
 /// Decodes `/wallet/gettransactioninfobyblocknum`: successful USDT `Transfer` logs to one of
-/// `wallets`. An empty block answers `{}`, which is no transfers.
+/// `wallets`, and the block's time. An empty block answers `{}`, which is no transfers.
 pub fn parse_block_transfers(
     body: &[u8],
     contract: &TronAddress,
     wallets: &HashSet<String>,
-) -> Result<Vec<WireTransfer>, WireError> {
+) -> Result<BlockTransfers, WireError> {
     if let Some(e) = node_error(body) {
         return Err(e);
     }
     let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
     let infos: Vec<FnTxInfo> = match value {
-        serde_json::Value::Object(ref m) if m.is_empty() => return Ok(Vec::new()),
+        serde_json::Value::Object(ref m) if m.is_empty() => return Ok(BlockTransfers::default()),
         serde_json::Value::Array(_) => serde_json::from_value(value).map_err(malformed)?,
         _ => return Err(malformed("expected an array of transaction infos or {}")),
     };
     let contract_hex = contract.account_hex();
     let mut indexer = LogIndexer::default();
     let mut out = Vec::new();
+    let time = infos.first().map(|i| i.block_time_stamp);
     for info in infos {
         if !is_txid(&info.id) {
             return Err(malformed(format!("transaction id {:?}", info.id)));
@@ -381,7 +391,10 @@ pub fn parse_block_transfers(
             });
         }
     }
-    Ok(out)
+    Ok(BlockTransfers {
+        transfers: out,
+        time,
+    })
 }
 
 /// A 32-byte big-endian integer as hex; `None` when it does not fit an amount.
@@ -481,7 +494,9 @@ mod tests {
         let head = parse_block_head(NOW.as_bytes()).unwrap();
         assert_eq!(head.number, 86_740_522);
         let wallets: HashSet<String> = ["TWsghcMkFXe1hnwZAWVQ9fUrZBtYv2aGJ8".to_owned()].into();
-        let ts = parse_block_transfers(TXINFO.as_bytes(), &usdt(), &wallets).unwrap();
+        let block = parse_block_transfers(TXINFO.as_bytes(), &usdt(), &wallets).unwrap();
+        assert_eq!(block.time, Some(1_790_887_644_000));
+        let ts = block.transfers;
         assert_eq!(ts.len(), 1);
         assert_eq!(ts[0].from, "TDuvkvLEhHvy3VQDWowtt16n3W5khHgsaL");
         assert_eq!(ts[0].amount.to_string(), "79.000000");
@@ -490,16 +505,16 @@ mod tests {
         assert!(
             parse_block_transfers(TXINFO.as_bytes(), &usdt(), &HashSet::new())
                 .unwrap()
+                .transfers
                 .is_empty()
         );
-        assert!(
-            parse_block_transfers(b"{}", &usdt(), &wallets)
-                .unwrap()
-                .is_empty()
-        );
+        let empty = parse_block_transfers(b"{}", &usdt(), &wallets).unwrap();
+        assert!(empty.transfers.is_empty());
+        assert_eq!(empty.time, None);
         assert!(
             parse_block_transfers(b"[]", &usdt(), &wallets)
                 .unwrap()
+                .transfers
                 .is_empty()
         );
     }
@@ -534,12 +549,14 @@ mod tests {
         assert!(
             parse_block_transfers(reverted.as_bytes(), &usdt(), &wallets)
                 .unwrap()
+                .transfers
                 .is_empty()
         );
         let other = TXINFO.replace("\"address\":\"a614f803", "\"address\":\"b614f803");
         assert!(
             parse_block_transfers(other.as_bytes(), &usdt(), &wallets)
                 .unwrap()
+                .transfers
                 .is_empty()
         );
     }

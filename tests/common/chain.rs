@@ -258,12 +258,35 @@ struct FnState {
     solid: i64,
     head_time: i64,
     blocks: BTreeMap<i64, Vec<ChainTransfer>>,
+    /// Times of blocks made with a time of their own; the others are 3 s apart back from the
+    /// head.
+    times: BTreeMap<i64, i64>,
     faults: VecDeque<Fault>,
+    /// Faults for one block's transaction infos only.
+    block_faults: BTreeMap<i64, usize>,
     block_requests: Vec<i64>,
 }
 
+impl FnState {
+    fn time_of(&self, num: i64) -> i64 {
+        match self.times.get(&num) {
+            Some(t) => *t,
+            None => {
+                // 3 s a block back from the nearest later block with a time of its own
+                let (from, time) = self
+                    .times
+                    .range(num..)
+                    .next()
+                    .map(|(n, t)| (*n, *t))
+                    .unwrap_or((self.head, self.head_time));
+                time - (from - num) * 3000
+            }
+        }
+    }
+}
+
 /// A TRON full node: `/wallet/getnowblock`, `/walletsolidity/getnowblock`,
-/// `/wallet/gettransactioninfobyblocknum`.
+/// `/wallet/getblockbynum`, `/wallet/gettransactioninfobyblocknum`.
 #[derive(Clone)]
 pub struct FullNode {
     pub url: String,
@@ -282,6 +305,7 @@ impl FullNode {
         let app = Router::new()
             .route("/wallet/getnowblock", post(fn_head))
             .route("/walletsolidity/getnowblock", post(fn_solid))
+            .route("/wallet/getblockbynum", post(fn_block_by_num))
             .route("/wallet/gettransactioninfobyblocknum", post(fn_txinfo))
             .with_state(state.clone());
         let url = serve(app).await;
@@ -297,6 +321,8 @@ impl FullNode {
         t.block = s.head;
         t.block_time = s.head_time;
         let head = s.head;
+        let time = s.head_time;
+        s.times.insert(head, time);
         s.blocks.entry(head).or_default().push(t);
         head
     }
@@ -309,11 +335,44 @@ impl FullNode {
         s.head_time = telebot::domain::now_ms();
     }
 
+    /// Appends blocks in one step, so a poll sees all of them or none. Each entry is the time
+    /// since the previous block (over 3 s: the chain skipped slots) and the transfer the block
+    /// holds, if any. Returns the new blocks' numbers.
+    pub fn append(&self, blocks: Vec<(i64, Option<ChainTransfer>)>) -> Vec<i64> {
+        let mut s = self.state.lock().unwrap();
+        let mut numbers = Vec::new();
+        for (gap_ms, transfer) in blocks {
+            let time = s.time_of(s.head) + gap_ms;
+            s.head += 1;
+            s.head_time = time;
+            let head = s.head;
+            s.times.insert(head, time);
+            if let Some(mut t) = transfer {
+                t.block = head;
+                t.block_time = time;
+                s.blocks.entry(head).or_default().push(t);
+            }
+            numbers.push(head);
+        }
+        s.solid = s.head - 19;
+        numbers
+    }
+
+    /// Time of block `num` as the node reports it.
+    pub fn block_time(&self, num: i64) -> i64 {
+        self.state.lock().unwrap().time_of(num)
+    }
+
     pub fn fail_next(&self, fault: Fault, times: usize) {
         let mut s = self.state.lock().unwrap();
         for _ in 0..times {
             s.faults.push_back(fault.clone());
         }
+    }
+
+    /// The next `times` requests for block `num`'s transaction infos fail with HTTP 500.
+    pub fn fail_block(&self, num: i64, times: usize) {
+        self.state.lock().unwrap().block_faults.insert(num, times);
     }
 
     pub fn pending_faults(&self) -> usize {
@@ -345,8 +404,24 @@ async fn fn_head(State(state): State<Arc<Mutex<FnState>>>) -> Response {
 async fn fn_solid(State(state): State<Arc<Mutex<FnState>>>) -> Response {
     let (fault, body) = {
         let mut s = state.lock().unwrap();
-        let time = s.head_time - (s.head - s.solid) * 3000;
+        let time = s.time_of(s.solid);
         (s.faults.pop_front(), block_json(s.solid, time))
+    };
+    respond(fault, body).await
+}
+
+async fn fn_block_by_num(State(state): State<Arc<Mutex<FnState>>>, body: String) -> Response {
+    let v: Value = serde_json::from_str(&body).expect("JSON request body");
+    let num = v["num"].as_i64().expect("num");
+    let (fault, body) = {
+        let mut s = state.lock().unwrap();
+        let fault = s.faults.pop_front();
+        let body = if num < 0 || num > s.head {
+            "{}".to_owned()
+        } else {
+            block_json(num, s.time_of(num))
+        };
+        (fault, body)
     };
     respond(fault, body).await
 }
@@ -362,7 +437,13 @@ async fn fn_txinfo(State(state): State<Arc<Mutex<FnState>>>, body: String) -> Re
     let (fault, body) = {
         let mut s = state.lock().unwrap();
         s.block_requests.push(num);
-        let fault = s.faults.pop_front();
+        let fault = match s.block_faults.get_mut(&num) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                Some(Fault::ServerError)
+            }
+            _ => s.faults.pop_front(),
+        };
         let body = if num <= 0 || num > s.head {
             "{}".to_owned()
         } else {
