@@ -823,6 +823,54 @@ async fn a_flood_within_one_block_time_does_not_hide_a_payment() {
     flood_then_payment(0).await;
 }
 
+#[tokio::test]
+async fn a_flood_once_read_is_not_read_again_at_every_poll() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let mut vars = tg_vars(&tg, "seen");
+    vars.push(("TELEBOT__TRON__RESUME_OVERLAP", "5s"));
+    let app = start_app(&db.url, &vars).await;
+    // a minute ago: 10,400 zero-value spam transfers within ten seconds, then one of dust
+    let start = now_ms() - 60_000;
+    for i in 0..10_400 {
+        tg.push(ChainTransfer {
+            block_time: start + i,
+            ..transfer_to(Money::ZERO, true)
+        });
+    }
+    let dust = ChainTransfer {
+        block_time: start + 10_400,
+        ..transfer_to(Money::parse("0.000001").unwrap(), true)
+    };
+    tg.push(dust.clone());
+    wait_for("dust recorded", LIMIT, || async {
+        db.store
+            .transfers_by_outcome("unmatched", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|t| t.txid == dust.txid)
+    })
+    .await;
+
+    // everything up to the dust was read to its end, long before the overlap: each later poll
+    // reads one page from the dust on, not the last five seconds of spam (25 pages) again
+    let before = tg.requests().len();
+    let is_first_page = |q: &String| !q.contains("fingerprint");
+    let requests = wait_for("ten more polls", LIMIT, || async {
+        let requests = tg.requests().split_off(before);
+        (requests.iter().filter(|(q, _)| is_first_page(q)).count() >= 10).then_some(requests)
+    })
+    .await;
+    let polls = requests.iter().filter(|(q, _)| is_first_page(q)).count();
+    assert!(
+        requests.len() <= polls + 2,
+        "{} requests in {polls} polls",
+        requests.len()
+    );
+    app.shutdown().await;
+}
+
 /// 10,400 spam transfers `spacing` ms apart, then a customer's payment.
 async fn flood_then_payment(spacing: i64) {
     let db = TestDb::sqlite().await;

@@ -9,7 +9,7 @@
 //! their payment was seen. TronGrid reports no block numbers, so a block count is treated like
 //! "solidified" here. Faults back off with jitter and never stop the actor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -65,11 +65,20 @@ enum Listing {
     Unconfirmed,
 }
 
+/// How a wallet's last listing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resume {
+    /// Cut at the page limit: the next poll continues from the cursor itself.
+    Cut,
+    /// Read to its end by the poll that started at this time (Unix ms).
+    CompleteAt(i64),
+}
+
 pub struct TronGridState {
     client: reqwest::Client,
     cursors: HashMap<String, i64>,
-    /// Wallets whose last listing was cut: the next poll continues from the cursor itself.
-    cut: HashSet<String>,
+    /// How each wallet's last listing ended: where the next poll starts reading.
+    resume: HashMap<String, Resume>,
     failures: u32,
     job: super::Job,
     /// Idle while another instance leads; its cursors are read again on taking over.
@@ -109,7 +118,7 @@ impl Actor for TronGridScanner {
         Ok(TronGridState {
             client,
             cursors,
-            cut: HashSet::new(),
+            resume: HashMap::new(),
             failures: 0,
             job: super::Job::default(),
             following: false,
@@ -147,10 +156,10 @@ impl Actor for TronGridScanner {
                 let job = self.clone();
                 let client = state.client.clone();
                 let cursors = state.cursors.clone();
-                let cut = state.cut.clone();
+                let resume = state.resume.clone();
                 let me = myself.clone();
                 state.job.start(async move {
-                    let report = job.poll(&client, cursors, &cut).await;
+                    let report = job.poll(&client, cursors, &resume).await;
                     let _ = me.cast(TronGridMsg::Polled(report));
                 });
             }
@@ -158,11 +167,12 @@ impl Actor for TronGridScanner {
                 state.job.done();
                 let truncated = !report.cut.is_empty();
                 for (wallet, cursor) in &report.cursors {
-                    if report.cut.contains(wallet) {
-                        state.cut.insert(wallet.clone());
+                    let ended = if report.cut.contains(wallet) {
+                        Resume::Cut
                     } else {
-                        state.cut.remove(wallet);
-                    }
+                        Resume::CompleteAt(report.started_at)
+                    };
+                    state.resume.insert(wallet.clone(), ended);
                     state.cursors.insert(wallet.clone(), *cursor);
                     if let Err(e) = self
                         .payments
@@ -176,18 +186,17 @@ impl Actor for TronGridScanner {
                 let delay = match report.fault {
                     None => {
                         state.failures = 0;
-                        let confirmed_delay = if self.confirmations == Confirmations::Seen {
-                            0
-                        } else {
-                            SOLIDIFY_MS
-                        };
                         let min_cursor = state.cursors.values().copied().min();
-                        // a listing cut short is read only up to its cursor, not up to now
-                        let read_up_to = if truncated {
-                            min_cursor.unwrap_or(0)
-                        } else {
-                            report.started_at - confirmed_delay
-                        };
+                        // a listing cut short is read only up to just before its cursor (more
+                        // items of that very time may follow on the next page), not up to now
+                        let cut_floor = report
+                            .cut
+                            .iter()
+                            .filter_map(|w| state.cursors.get(w))
+                            .min()
+                            .map(|c| c - 1);
+                        let read_up_to = (report.started_at - self.confirmed_delay())
+                            .min(cut_floor.unwrap_or(i64::MAX));
                         self.progress.advance(
                             SOURCE,
                             read_up_to,
@@ -220,8 +229,37 @@ impl Actor for TronGridScanner {
 }
 
 impl TronGridScanner {
+    /// How long after its block a transfer may still appear in the listing that is read:
+    /// confirmation takes about a minute unless every listed transfer counts.
+    fn confirmed_delay(&self) -> i64 {
+        if self.confirmations == Confirmations::Seen {
+            0
+        } else {
+            SOLIDIFY_MS
+        }
+    }
+
+    /// Where a wallet's listing starts. The overlap re-reads what TronGrid may have indexed
+    /// late, within `tron.resume_overlap` of its block time (plus the confirmation delay). A
+    /// listing read to its end at `s` has seen everything older than that, so only the newer
+    /// part is read again: a wallet whose last transfer is old is read from its cursor, not from
+    /// the cursor minus the overlap at every poll (which, after a flood, would read its last
+    /// thousands of items again and again). A listing that was cut continues where it stopped.
+    fn listing_start(&self, cursor: i64, resume: Option<Resume>) -> i64 {
+        match resume {
+            Some(Resume::Cut) => cursor,
+            Some(Resume::CompleteAt(s)) => {
+                let settled = s - self.overlap_ms - self.confirmed_delay();
+                (cursor - self.overlap_ms).max(settled.min(cursor))
+            }
+            None => cursor - self.overlap_ms,
+        }
+    }
+
     /// Takes the cursors the leading instance saved, on taking over from it.
     async fn reload_cursors(&self, state: &mut TronGridState) -> Result<(), ActorProcessingErr> {
+        // how this instance's listings ended says nothing about the leader's cursors
+        state.resume.clear();
         for (wallet, cursor) in state.cursors.iter_mut() {
             if let Some(saved) = self.payments.store.scan_cursor(&cursor_key(wallet)).await? {
                 *cursor = saved;
@@ -235,7 +273,7 @@ impl TronGridScanner {
         &self,
         client: &reqwest::Client,
         cursors: HashMap<String, i64>,
-        cut: &HashSet<String>,
+        resume: &HashMap<String, Resume>,
     ) -> TronGridPoll {
         let mut report = TronGridPoll {
             started_at: now_ms(),
@@ -250,13 +288,7 @@ impl TronGridScanner {
             } else {
                 Listing::All
             };
-            // the overlap re-reads what TronGrid may have indexed late; a listing that was cut
-            // continues where it stopped, or a long one would be read from the same place forever
-            let from = if cut.contains(&key) {
-                cursor
-            } else {
-                cursor - self.overlap_ms
-            };
+            let from = self.listing_start(cursor, resume.get(&key).copied());
             match self.read_listing(client, wallet, from, listing).await {
                 Ok((latest, complete)) => {
                     if !complete {
