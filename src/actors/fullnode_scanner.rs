@@ -135,7 +135,9 @@ impl Actor for FullNodeScanner {
                 if let Some(s) = report.seen_upto {
                     state.seen_upto = s;
                 }
-                if let Some(position) = report.position {
+                // a successful poll that read no new block keeps the position it had
+                if report.fault.is_none() || report.position.is_some() {
+                    let position = report.position.unwrap_or(i64::MIN);
                     self.progress
                         .advance(SOURCE, position, report.head, state.cursor);
                 }
@@ -208,7 +210,7 @@ impl FullNodeScanner {
                 .body(format!("{{\"num\":{num}}}")),
         )
         .await?;
-        let block = parse_block_transfers(&body, &self.contract, &self.wallets)?;
+        let block = parse_block_transfers(&body, num, &self.contract, &self.wallets)?;
         for t in &block.transfers {
             self.payments
                 .ingest_from_scanner(&t.to_new(confirmed, SOURCE))
@@ -303,7 +305,10 @@ impl FullNodeScanner {
         }
         report.cursor = Some(done);
         report.behind = done < tip;
-        report.position = Some(self.block_time(client, done, done_time).await?);
+        // a poll that read no new block has no new position
+        if done > start_after {
+            report.position = Some(self.block_time(client, done, done_time).await?);
+        }
         if !report.behind && self.confirmations != Confirmations::Seen {
             let from = seen_upto.max(tip) + 1;
             let to = head.number.min(from + SEEN_BATCH - 1);

@@ -328,10 +328,12 @@ pub struct BlockTransfers {
     pub time: Option<i64>,
 }
 
-/// Decodes `/wallet/gettransactioninfobyblocknum`: successful USDT `Transfer` logs to one of
-/// `wallets`, and the block's time. An empty block answers `{}`, which is no transfers.
+/// Decodes `/wallet/gettransactioninfobyblocknum` for block `num`: successful USDT `Transfer`
+/// logs to one of `wallets`, and the block's time. An empty block answers `{}`, which is no
+/// transfers; a transaction of another block is `malformed`.
 pub fn parse_block_transfers(
     body: &[u8],
+    num: i64,
     contract: &TronAddress,
     wallets: &HashSet<String>,
 ) -> Result<BlockTransfers, WireError> {
@@ -351,6 +353,12 @@ pub fn parse_block_transfers(
     for info in infos {
         if !is_txid(&info.id) {
             return Err(malformed(format!("transaction id {:?}", info.id)));
+        }
+        if info.block_number != num {
+            return Err(malformed(format!(
+                "asked for block {num}, the node answered with a transaction of block {}",
+                info.block_number
+            )));
         }
         let ok = info.receipt.as_ref().and_then(|r| r.result.as_deref()) == Some("SUCCESS");
         if !ok {
@@ -494,7 +502,8 @@ mod tests {
         let head = parse_block_head(NOW.as_bytes()).unwrap();
         assert_eq!(head.number, 86_740_522);
         let wallets: HashSet<String> = ["TWsghcMkFXe1hnwZAWVQ9fUrZBtYv2aGJ8".to_owned()].into();
-        let block = parse_block_transfers(TXINFO.as_bytes(), &usdt(), &wallets).unwrap();
+        let block =
+            parse_block_transfers(TXINFO.as_bytes(), 86_738_346, &usdt(), &wallets).unwrap();
         assert_eq!(block.time, Some(1_790_887_644_000));
         let ts = block.transfers;
         assert_eq!(ts.len(), 1);
@@ -503,16 +512,23 @@ mod tests {
         assert_eq!(ts[0].block_number, Some(86_738_346));
         // not our wallet: nothing
         assert!(
-            parse_block_transfers(TXINFO.as_bytes(), &usdt(), &HashSet::new())
+            parse_block_transfers(TXINFO.as_bytes(), 86_738_346, &usdt(), &HashSet::new())
                 .unwrap()
                 .transfers
                 .is_empty()
         );
-        let empty = parse_block_transfers(b"{}", &usdt(), &wallets).unwrap();
+        // a node behind a balancer answering for another block is refused
+        assert_eq!(
+            parse_block_transfers(TXINFO.as_bytes(), 86_738_347, &usdt(), &wallets)
+                .unwrap_err()
+                .kind(),
+            "malformed"
+        );
+        let empty = parse_block_transfers(b"{}", 1, &usdt(), &wallets).unwrap();
         assert!(empty.transfers.is_empty());
         assert_eq!(empty.time, None);
         assert!(
-            parse_block_transfers(b"[]", &usdt(), &wallets)
+            parse_block_transfers(b"[]", 1, &usdt(), &wallets)
                 .unwrap()
                 .transfers
                 .is_empty()
@@ -525,7 +541,7 @@ mod tests {
         let busy = br#"{"Error":"class java.lang.NullPointerException : null"}"#;
         assert_eq!(parse_block_head(busy).unwrap_err().kind(), "node_error");
         assert_eq!(
-            parse_block_transfers(busy, &usdt(), &wallets)
+            parse_block_transfers(busy, 1, &usdt(), &wallets)
                 .unwrap_err()
                 .kind(),
             "node_error"
@@ -535,7 +551,7 @@ mod tests {
             "malformed"
         );
         assert_eq!(
-            parse_block_transfers(b"\"x\"", &usdt(), &wallets)
+            parse_block_transfers(b"\"x\"", 1, &usdt(), &wallets)
                 .unwrap_err()
                 .kind(),
             "malformed"
@@ -547,14 +563,14 @@ mod tests {
         let wallets: HashSet<String> = ["TWsghcMkFXe1hnwZAWVQ9fUrZBtYv2aGJ8".to_owned()].into();
         let reverted = TXINFO.replace("\"SUCCESS\"", "\"REVERT\"");
         assert!(
-            parse_block_transfers(reverted.as_bytes(), &usdt(), &wallets)
+            parse_block_transfers(reverted.as_bytes(), 86_738_346, &usdt(), &wallets)
                 .unwrap()
                 .transfers
                 .is_empty()
         );
         let other = TXINFO.replace("\"address\":\"a614f803", "\"address\":\"b614f803");
         assert!(
-            parse_block_transfers(other.as_bytes(), &usdt(), &wallets)
+            parse_block_transfers(other.as_bytes(), 86_738_346, &usdt(), &wallets)
                 .unwrap()
                 .transfers
                 .is_empty()
