@@ -28,6 +28,17 @@ fn tg_vars<'a>(tg: &'a TronGrid, confirmations: &'a str) -> Vec<(&'a str, &'a st
     ]
 }
 
+fn node_vars<'a>(node: &'a FullNode, confirmations: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("TELEBOT__TRON__SOURCE", "fullnode"),
+        ("TELEBOT__PAYMENTS__WALLETS", WALLET),
+        ("TELEBOT__TRON__FULLNODE_URL", node.url.as_str()),
+        ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
+        ("TELEBOT__TRON__MAX_BACKOFF", "100ms"),
+        ("TELEBOT__TRON__CONFIRMATIONS", confirmations),
+    ]
+}
+
 fn transfer_to(amount: Money, confirmed: bool) -> ChainTransfer {
     ChainTransfer {
         txid: random_txid(),
@@ -189,17 +200,7 @@ async fn a_trongrid_payment_is_seen_confirmed_paid_and_delivered() {
 async fn full_node_block_scanning_finds_and_confirms_transfers() {
     let db = TestDb::sqlite().await;
     let node = FullNode::start(5_000).await;
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TRON__SOURCE", "fullnode"),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-            ("TELEBOT__TRON__FULLNODE_URL", node.url.as_str()),
-            ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
-            ("TELEBOT__TRON__CONFIRMATIONS", "solidified"),
-        ],
-    )
-    .await;
+    let app = start_app(&db.url, &node_vars(&node, "solidified")).await;
     let (user, product) = shop(&db.store, 101, "25", 1).await;
     let order = order_for(&app.app, user.id, &product, 1).await;
 
@@ -668,18 +669,7 @@ async fn a_busy_node_and_pages_out_of_order_are_backed_off() {
 async fn a_failed_block_is_read_again_not_skipped() {
     let db = TestDb::sqlite().await;
     let node = FullNode::start(3_000).await;
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TRON__SOURCE", "fullnode"),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-            ("TELEBOT__TRON__FULLNODE_URL", node.url.as_str()),
-            ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
-            ("TELEBOT__TRON__MAX_BACKOFF", "100ms"),
-            ("TELEBOT__TRON__CONFIRMATIONS", "seen"),
-        ],
-    )
-    .await;
+    let app = start_app(&db.url, &node_vars(&node, "seen")).await;
     let (user, product) = shop(&db.store, 107, "6", 1).await;
     let order = order_for(&app.app, user.id, &product, 1).await;
     wait_for("scanner at the head", LIMIT, || async {
@@ -1012,19 +1002,9 @@ async fn a_wallet_taken_out_of_the_configuration_is_scanned_while_it_holds_order
 async fn an_order_waits_for_the_real_time_of_the_last_block_read_when_slots_were_skipped() {
     let db = TestDb::sqlite().await;
     let node = FullNode::start(1_000).await;
-    let app = start_app(
-        &db.url,
-        &[
-            ("TELEBOT__TRON__SOURCE", "fullnode"),
-            ("TELEBOT__PAYMENTS__WALLETS", WALLET),
-            ("TELEBOT__TRON__FULLNODE_URL", node.url.as_str()),
-            ("TELEBOT__TRON__POLL_INTERVAL", "40ms"),
-            ("TELEBOT__TRON__MAX_BACKOFF", "200ms"),
-            ("TELEBOT__TRON__CONFIRMATIONS", "seen"),
-            ("TELEBOT__PAYMENTS__WINDOW", "3s"),
-        ],
-    )
-    .await;
+    let mut vars = node_vars(&node, "seen");
+    vars.push(("TELEBOT__PAYMENTS__WINDOW", "3s"));
+    let app = start_app(&db.url, &vars).await;
     let (user, product) = shop(&db.store, 150, "10", 1).await;
     let order = order_for(&app.app, user.id, &product, 1).await;
     // the customer pays in time, in block 1006; then the chain skipped slots: 20 blocks 30 s

@@ -524,22 +524,28 @@ async fn balance_never_goes_negative_and_a_transfer_credits_once(store: &Store) 
     assert_eq!(ledger[0].balance_after.to_string(), "2.000000");
 }
 
+/// A pending 10 USDT top-up order whose payable amount is `micros`.
+async fn top_up_order(store: &Store, user_id: i64, micros: i64) -> Box<Order> {
+    match store
+        .create_order(
+            &new_order(user_id, 10_000_000),
+            &Scripted::new(&[micros]),
+            "test",
+        )
+        .await
+        .unwrap()
+    {
+        CreateOrder::Created(order) => order,
+        CreateOrder::Unavailable(e) => panic!("order not created: {e}"),
+    }
+}
+
 /// Many settlements of one order race (two transfers of its amount, each placed by several
 /// instances at once, and one of them also set aside as unmatched): one wins, the money moves
 /// once, and every loser leaves no trace.
 async fn concurrent_settlements_pay_an_order_once(store: &Store) {
     let u = user(store, 12).await;
-    let CreateOrder::Created(order) = store
-        .create_order(
-            &new_order(u.id, 10_000_000),
-            &Scripted::new(&[10_003_000]),
-            "test",
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("order not created");
-    };
+    let order = top_up_order(store, u.id, 10_003_000).await;
     let (t1, _) = store
         .record_transfer(&transfer("c1", 0, 10_003_000, true))
         .await
@@ -624,17 +630,7 @@ async fn concurrent_settlements_pay_an_order_once(store: &Store) {
 /// releases it; then a new order may get it again.
 async fn a_paid_amount_rests_in_quarantine_until_released(store: &Store) {
     let u = user(store, 13).await;
-    let CreateOrder::Created(order) = store
-        .create_order(
-            &new_order(u.id, 10_000_000),
-            &Scripted::new(&[10_004_000]),
-            "test",
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("order not created");
-    };
+    let order = top_up_order(store, u.id, 10_004_000).await;
     let (t, _) = store
         .record_transfer(&transfer("q1", 0, 10_004_000, true))
         .await
