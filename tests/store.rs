@@ -51,6 +51,7 @@ store_suite!(
     audit_log_is_append_only,
     scan_cursors_only_move_forward,
     outbox_is_idempotent_and_retries,
+    an_outbox_message_is_claimed_by_one_sender,
     api_tokens_are_found_by_hash_until_revoked,
     money_survives_the_round_trip_exactly,
 );
@@ -738,6 +739,40 @@ async fn outbox_is_idempotent_and_retries(store: &Store) {
         .await
         .unwrap();
     assert_eq!(store.outbox_pending_count().await.unwrap(), 0);
+}
+
+/// Two instances may list the same due message (one of them lost the lead and does not know
+/// yet); only one claims it, and a claimed message is not listed again until its claim runs out.
+async fn an_outbox_message_is_claimed_by_one_sender(store: &Store) {
+    assert!(store.enqueue("telegram", Some("k"), "{}").await.unwrap());
+    let due = store.due_outbox("telegram", 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let until = now_ms() + 60_000;
+    let mut senders = Vec::new();
+    for _ in 0..8 {
+        let (store, m) = (store.clone(), due[0].clone());
+        senders.push(tokio::spawn(async move {
+            store.claim_outbox(&m, until).await.unwrap()
+        }));
+    }
+    let mut claimed = 0;
+    for s in senders {
+        claimed += usize::from(s.await.unwrap());
+    }
+    assert_eq!(claimed, 1);
+    assert!(store.due_outbox("telegram", 10).await.unwrap().is_empty());
+    // still pending: a sender that died after claiming leaves it to be tried again
+    assert_eq!(store.outbox_pending_count().await.unwrap(), 1);
+    // a failed attempt makes it due again at its retry time, for whoever leads then
+    store
+        .outbox_retry(due[0].id, now_ms() - 1, "network", false)
+        .await
+        .unwrap();
+    let again = store.due_outbox("telegram", 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(store.claim_outbox(&again[0], until).await.unwrap());
+    store.outbox_sent(again[0].id).await.unwrap();
+    assert!(!store.claim_outbox(&again[0], until).await.unwrap());
 }
 
 async fn api_tokens_are_found_by_hash_until_revoked(store: &Store) {

@@ -20,6 +20,8 @@ use crate::store::{OUTBOX_CUSTOMER, OUTBOX_OPERATOR, OutboxMessage, Store};
 const BATCH: i64 = 50;
 /// Attempts before a message that keeps failing is given up (about a day with the backoff).
 pub(crate) const MAX_ATTEMPTS: i64 = 30;
+/// How long a claimed message is left to its sender before another instance may try it.
+pub(crate) const CLAIM_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Clone)]
 pub struct OutboxWorker {
@@ -48,13 +50,19 @@ pub(crate) fn retry_delay_ms(attempts: i64) -> i64 {
 
 impl OutboxWorker {
     async fn round(&self) -> Result<(), crate::store::StoreError> {
+        // each message is claimed just before it is sent: an instance that lost the lead and
+        // does not know it yet cannot send the same message as the new leader
         for m in self.store.due_outbox(OUTBOX_CUSTOMER, BATCH).await? {
-            let result = self.deliver_customer(&m).await;
-            self.settle(&m, result).await?;
+            if self.store.claim_outbox(&m, now_ms() + CLAIM_MS).await? {
+                let result = self.deliver_customer(&m).await;
+                self.settle(&m, result).await?;
+            }
         }
         for m in self.store.due_outbox(OUTBOX_OPERATOR, BATCH).await? {
-            let result = self.deliver_operator(&m).await;
-            self.settle(&m, result).await?;
+            if self.store.claim_outbox(&m, now_ms() + CLAIM_MS).await? {
+                let result = self.deliver_operator(&m).await;
+                self.settle(&m, result).await?;
+            }
         }
         metrics::gauge!("outbox_pending").set(self.store.outbox_pending_count().await? as f64);
         Ok(())

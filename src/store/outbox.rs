@@ -69,6 +69,28 @@ impl Store {
         }))
     }
 
+    /// Claims a due message for one sender just before sending it: its next attempt moves to
+    /// `until`, so no other instance lists it meanwhile. The update is conditional on the next
+    /// attempt time the sender read, so of two senders that listed the same message only one
+    /// claims it. A sender that dies after claiming leaves the message to be tried again at
+    /// `until`.
+    pub async fn claim_outbox(&self, m: &OutboxMessage, until: i64) -> StoreResult<bool> {
+        let n = on_pool!(self, pool => {
+            sqlx::query(
+                "update outbox set next_attempt_at = $3, updated_at = $4 \
+                 where id = $1 and status = 'pending' and next_attempt_at = $2",
+            )
+            .bind(m.id)
+            .bind(m.next_attempt_at)
+            .bind(until)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     pub async fn outbox_sent(&self, id: i64) -> StoreResult<()> {
         on_pool!(self, pool => {
             sqlx::query(
