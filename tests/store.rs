@@ -784,6 +784,26 @@ async fn api_tokens_are_found_by_hash_until_revoked(store: &Store) {
         store.token_by_hash("abc123").await.unwrap().unwrap().role,
         Role::Operator
     );
+    // requests arriving together each record the use; only the first one writes
+    let mut touches = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        touches.push(tokio::spawn(async move {
+            store.touch_token(t.id, 60_000).await.unwrap()
+        }));
+    }
+    for touch in touches {
+        touch.await.unwrap();
+    }
+    let first = store.token_by_hash("abc123").await.unwrap().unwrap();
+    let used = first.last_used_at.expect("use recorded");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.touch_token(t.id, 60_000).await.unwrap();
+    let again = store.token_by_hash("abc123").await.unwrap().unwrap();
+    assert_eq!(again.last_used_at, Some(used));
+    store.touch_token(t.id, 0).await.unwrap();
+    let later = store.token_by_hash("abc123").await.unwrap().unwrap();
+    assert!(later.last_used_at.unwrap() > used);
     store.revoke_token(t.id, "test").await.unwrap();
     assert!(store.token_by_hash("abc123").await.unwrap().is_none());
     assert!(matches!(

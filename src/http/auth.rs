@@ -133,7 +133,7 @@ impl FromRequestParts<AppState> for Caller {
             let store = app.store.clone();
             let id = token.id;
             tokio::spawn(async move {
-                let _ = store.touch_token(id).await;
+                let _ = store.touch_token(id, TOUCH_EVERY_MS).await;
             });
         }
         Ok(Caller {

@@ -69,14 +69,21 @@ impl Store {
         }))
     }
 
-    pub async fn touch_token(&self, id: i64) -> StoreResult<()> {
+    /// Records a token's use, unless its last recorded use is younger than `every_ms`: requests
+    /// that arrive together each ask, and only the first writes.
+    pub async fn touch_token(&self, id: i64, every_ms: i64) -> StoreResult<()> {
+        let now = now_ms();
         on_pool!(self, pool => {
-            sqlx::query("update api_tokens set last_used_at = $2 where id = $1")
-                .bind(id)
-                .bind(now_ms())
-                .execute(pool)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "update api_tokens set last_used_at = $2 \
+                 where id = $1 and (last_used_at is null or last_used_at <= $3)",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(now - every_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         Ok(())
     }
