@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::chain::{ChainTransfer, PAYER, TronGrid, random_txid};
+use common::chain::{TronGrid, transfer_to};
 use common::sim::SimUser;
 use common::{TestDb, WALLET, shop, start_app, wait_for};
-use telebot::domain::{Money, OrderStatus, ProductKind, now_ms};
+use telebot::domain::{Money, OrderStatus, ProductKind};
 use telebot::store::{OrderFilter, Page, ProductInput};
 
 const LIMIT: Duration = Duration::from_secs(15);
@@ -100,15 +100,7 @@ async fn a_customer_buys_pays_and_receives_the_item() {
     );
 
     let v = ann.version().await;
-    tg.push(ChainTransfer {
-        txid: random_txid(),
-        from: PAYER.into(),
-        to: WALLET.into(),
-        amount: order.payable_amount,
-        block_time: now_ms(),
-        block: 0,
-        confirmed: true,
-    });
+    tg.push(transfer_to(order.payable_amount, true));
     ann.expect(v, &format!("Order #{} is paid", order.id)).await;
     let delivered = ann
         .expect(v, &format!("Order #{} is delivered", order.id))

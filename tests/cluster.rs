@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::chain::{ChainTransfer, PAYER, TronGrid, random_txid};
+use common::chain::{TronGrid, transfer_to};
 use common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
-use telebot::domain::{Money, OrderStatus, now_ms};
+use telebot::domain::OrderStatus;
 
 fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
     vec![
@@ -22,18 +22,6 @@ fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
         // short, so that an idle follower would show as stalled if it were counted
         ("TELEBOT__TRON__STALL_THRESHOLD", "300ms"),
     ]
-}
-
-fn paid(amount: Money) -> ChainTransfer {
-    ChainTransfer {
-        txid: random_txid(),
-        from: PAYER.into(),
-        to: WALLET.into(),
-        amount,
-        block_time: now_ms(),
-        block: 0,
-        confirmed: true,
-    }
 }
 
 async fn readyz(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {
@@ -71,7 +59,7 @@ async fn one_instance_leads_and_another_takes_over_when_it_stops() {
     // an order taken by the follower is paid through the leader's scanner
     let (user, product) = shop(&db.store, 301, "4", 3).await;
     let before = order_for(&second.app, user.id, &product, 1).await;
-    tg.push(paid(before.payable_amount));
+    tg.push(transfer_to(before.payable_amount, true));
     wait_status(&db.store, before.id, OrderStatus::Delivered).await;
 
     // the leader stops: the other instance takes over and goes on scanning from where it was
@@ -83,7 +71,7 @@ async fn one_instance_leads_and_another_takes_over_when_it_stops() {
     )
     .await;
     let after = order_for(&second.app, user.id, &product, 1).await;
-    tg.push(paid(after.payable_amount));
+    tg.push(transfer_to(after.payable_amount, true));
     wait_status(&db.store, after.id, OrderStatus::Delivered).await;
     assert_eq!(
         db.store

@@ -9,10 +9,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::chain::{ChainTransfer, Fault, PAYER, TronGrid, random_txid};
+use common::chain::{Fault, TronGrid, transfer_to};
 use common::sim::SimUser;
 use common::{TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_status};
-use telebot::domain::{Money, OrderStatus, Role, now_ms};
+use telebot::domain::{Money, OrderStatus, Role};
 
 const REQUIRED: &[&str] = &[
     "bot_updates_total",
@@ -90,15 +90,7 @@ async fn metrics_cover_every_subsystem_and_pass_promtool() {
     let (user, product) = shop(&db.store, 700, "4", 1).await;
     let order = order_for(&app.app, user.id, &product, 1).await;
     tg.fail_next(Fault::ServerError, 1);
-    tg.push(ChainTransfer {
-        txid: random_txid(),
-        from: PAYER.into(),
-        to: WALLET.into(),
-        amount: order.payable_amount,
-        block_time: now_ms(),
-        block: 0,
-        confirmed: true,
-    });
+    tg.push(transfer_to(order.payable_amount, true));
     wait_status(&db.store, order.id, OrderStatus::Delivered).await;
     let u = SimUser::new(app.http_addr, 701);
     u.say("/start").await;
@@ -235,15 +227,7 @@ async fn restarting_payments_through_the_api_in_a_stream_of_payments_loses_none(
         let tg = tg.clone();
         tokio::spawn(async move {
             for amount in amounts {
-                tg.push(ChainTransfer {
-                    txid: random_txid(),
-                    from: PAYER.into(),
-                    to: WALLET.into(),
-                    amount,
-                    block_time: now_ms(),
-                    block: 0,
-                    confirmed: true,
-                });
+                tg.push(transfer_to(amount, true));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

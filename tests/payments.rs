@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::chain::{ChainTransfer, Fault, FullNode, PAYER, TronGrid, random_txid};
+use common::chain::{ChainTransfer, Fault, FullNode, PAYER, TronGrid, random_txid, transfer_to};
 use common::{TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_status};
 use telebot::domain::{Money, OrderStatus, Role, now_ms};
 use telebot::payments::webhook::sign;
@@ -37,18 +37,6 @@ fn node_vars<'a>(node: &'a FullNode, confirmations: &'a str) -> Vec<(&'a str, &'
         ("TELEBOT__TRON__MAX_BACKOFF", "100ms"),
         ("TELEBOT__TRON__CONFIRMATIONS", confirmations),
     ]
-}
-
-fn transfer_to(amount: Money, confirmed: bool) -> ChainTransfer {
-    ChainTransfer {
-        txid: random_txid(),
-        from: PAYER.into(),
-        to: WALLET.into(),
-        amount,
-        block_time: now_ms(),
-        block: 0,
-        confirmed,
-    }
 }
 
 async fn outbox_events(store: &Store, kind: &str) -> Vec<serde_json::Value> {

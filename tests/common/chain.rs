@@ -46,6 +46,19 @@ pub fn random_txid() -> String {
     )
 }
 
+/// A transfer of `amount` from the payer to the shop's wallet, in a block of now.
+pub fn transfer_to(amount: Money, confirmed: bool) -> ChainTransfer {
+    ChainTransfer {
+        txid: random_txid(),
+        from: PAYER.into(),
+        to: super::WALLET.into(),
+        amount,
+        block_time: telebot::domain::now_ms(),
+        block: 0,
+        confirmed,
+    }
+}
+
 /// A USDT transfer as the loopback chain holds it.
 #[derive(Debug, Clone)]
 pub struct ChainTransfer {
