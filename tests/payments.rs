@@ -25,6 +25,8 @@ fn tg_vars<'a>(tg: &'a TronGrid, confirmations: &'a str) -> Vec<(&'a str, &'a st
         ("TELEBOT__TRON__MAX_BACKOFF", "200ms"),
         ("TELEBOT__TRON__REQUEST_TIMEOUT", "500ms"),
         ("TELEBOT__TRON__CONFIRMATIONS", confirmations),
+        // an order waits this long past its window for late indexing before it expires
+        ("TELEBOT__TRON__RESUME_OVERLAP", "1s"),
     ]
 }
 
@@ -683,6 +685,95 @@ async fn a_failed_block_is_read_again_not_skipped() {
         "block {block} was read again after failing ({asked} requests)"
     );
     app.shutdown().await;
+}
+
+/// TronGrid lists a transfer some seconds after its block (later still after solidification).
+/// A payment made three seconds before the window ends but listed after it still pays its
+/// order: the order waits for the resume overlap past its window, and meanwhile the API says the
+/// chain is being checked rather than that the order expired.
+async fn a_payment_indexed_late_still_pays(db: TestDb, confirmations: &str, lag: Duration) {
+    let tg = TronGrid::start().await;
+    let mut vars = tg_vars(&tg, confirmations);
+    vars.push(("TELEBOT__PAYMENTS__WINDOW", "5s"));
+    vars.push(("TELEBOT__TRON__RESUME_OVERLAP", "10s"));
+    let app = start_app(&db.url, &vars).await;
+    let api = token(&db.store, Role::Service, None).await;
+    let base = app.http_addr.to_string();
+    let (user, product) = shop(&db.store, 120, "4", 1).await;
+    let order = order_for(&app.app, user.id, &product, 1).await;
+    let mut t = transfer_to(order.payable_amount, true);
+    t.block_time = order.expires_at - 3_000;
+    tg.push_indexed_late(t, lag);
+
+    wait_for("the payment window to end", LIMIT, || async {
+        (now_ms() > order.expires_at + 500).then_some(())
+    })
+    .await;
+    assert_eq!(
+        payment_state(&base, &api, order.id).await["state"],
+        "checking_chain",
+        "{confirmations}: past the window, before the listing shows the transfer"
+    );
+    let paid = wait_for(
+        "the in-time payment to pay its order",
+        lag + LIMIT,
+        || async {
+            let o = db.store.order(order.id).await.unwrap();
+            (o.status != OrderStatus::PendingPayment).then_some(o)
+        },
+    )
+    .await;
+    assert_eq!(
+        paid.status,
+        OrderStatus::Delivered,
+        "{confirmations}: a transfer made in time delivers the goods"
+    );
+    assert!(
+        db.store
+            .transfers_by_outcome("late", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "{confirmations}: nothing is taken for a late payment"
+    );
+    assert_eq!(db.store.user(user.id).await.unwrap().balance, Money::ZERO);
+    app.shutdown().await;
+    db.finish().await;
+}
+
+/// The three confirmation settings, each on its own instance and database, side by side:
+/// "seen" with a transfer listed 6 s after its block, a block count and "solidified" with one
+/// listed 4 s after TronGrid's minute of solidification.
+async fn payments_indexed_late_still_pay([seen, count, solid]: [TestDb; 3]) {
+    let solidified = Duration::from_millis(telebot::actors::trongrid_scanner::SOLIDIFY_MS as u64);
+    tokio::join!(
+        a_payment_indexed_late_still_pays(seen, "seen", Duration::from_secs(6)),
+        a_payment_indexed_late_still_pays(count, "19", solidified + Duration::from_secs(4)),
+        a_payment_indexed_late_still_pays(solid, "solidified", solidified + Duration::from_secs(4)),
+    );
+}
+
+#[tokio::test]
+async fn payments_indexed_late_still_pay_on_sqlite() {
+    let dbs = [
+        TestDb::sqlite().await,
+        TestDb::sqlite().await,
+        TestDb::sqlite().await,
+    ];
+    payments_indexed_late_still_pay(dbs).await;
+}
+
+#[tokio::test]
+async fn payments_indexed_late_still_pay_on_postgres() {
+    let Some(first) = TestDb::postgres().await else {
+        return;
+    };
+    let dbs = [
+        first,
+        TestDb::postgres().await.unwrap(),
+        TestDb::postgres().await.unwrap(),
+    ];
+    payments_indexed_late_still_pay(dbs).await;
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ impl Actor for DemoChain {
         myself: ActorRef<DemoChainMsg>,
         _: (),
     ) -> Result<(), ActorProcessingErr> {
-        self.progress.register(SOURCE);
+        self.progress.register(SOURCE, 0);
         myself.send_interval(Duration::from_millis(500), || DemoChainMsg::Advance);
         tracing::warn!("DEMO chain active: transfers are simulated, no real money moves");
         Ok(())

@@ -75,7 +75,7 @@ impl Actor for FullNodeScanner {
             .build()?;
         let saved = self.payments.store.scan_cursor(CURSOR_KEY).await?;
         let overlap_blocks = self.overlap_ms / BLOCK_MS;
-        self.progress.register(SOURCE);
+        self.progress.register(SOURCE, 0);
         let _ = myself.cast(FullNodeMsg::Tick);
         Ok(FullNodeState {
             client,

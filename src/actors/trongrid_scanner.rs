@@ -113,7 +113,7 @@ impl Actor for TronGridScanner {
             };
             cursors.insert(w, start);
         }
-        self.progress.register(SOURCE);
+        self.progress.register(SOURCE, self.overlap_ms);
         let _ = myself.cast(TronGridMsg::Tick);
         Ok(TronGridState {
             client,

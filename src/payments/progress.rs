@@ -1,9 +1,13 @@
 //! How far each chain scanner has read, and how it is doing.
 //!
-//! A scanner's position is the block time (Unix ms) up to which it has read everything. An order
-//! is expired only once every scanner has read past the end of its window, so a transfer made in
-//! time is never mistaken for a late one because a scanner was behind (or the service was down
-//! when the window ended).
+//! A scanner's position is the block time (Unix ms) up to which it has read what its source
+//! listed when it read. A source may list a transfer some time after its block (TronGrid indexes
+//! late, by up to `tron.resume_overlap`, which is why each poll reads that much again), so each
+//! scanner registers the margin its source needs: its position minus that margin is the block
+//! time before which nothing new can still appear. An order is expired only once every scanner's
+//! position, its margin taken off, has passed the end of the order's window, so a transfer made
+//! in time is never mistaken for a late one because a scanner or its source was behind (or the
+//! service was down when the window ended).
 
 use std::sync::Arc;
 
@@ -26,6 +30,10 @@ pub struct SourceStatus {
     pub errors: u64,
     /// When the scanner registered (its first start), Unix ms.
     pub registered_at: i64,
+    /// How long after its block time a transfer may still first appear in this source's
+    /// listing (ms): the TronGrid scanner's resume overlap; 0 for the full node, whose blocks
+    /// are read whole.
+    pub indexing_margin_ms: i64,
 }
 
 #[derive(Clone, Default)]
@@ -38,14 +46,16 @@ impl ChainProgress {
         Self::default()
     }
 
-    /// Registers a scanner that has not read anything yet.
-    pub fn register(&self, source: &str) {
+    /// Registers a scanner that has not read anything yet, with its source's indexing margin
+    /// (see the module doc). A restarted scanner keeps its status and takes the margin given.
+    pub fn register(&self, source: &str, indexing_margin_ms: i64) {
         self.sources
             .entry(source.to_owned())
             .or_insert_with(|| SourceStatus {
                 registered_at: now_ms(),
                 ..Default::default()
-            });
+            })
+            .indexing_margin_ms = indexing_margin_ms.max(0);
     }
 
     /// Scanners without a successful poll for longer than `threshold_ms`, with what is known.
@@ -90,9 +100,18 @@ impl ChainProgress {
             .set(((now_ms() - e.position).max(0) as f64) / 1000.0);
     }
 
-    /// The block time every scanner has read past; `None` without scanners (nothing to wait for).
+    /// The block time before which no scanner can still find a new transfer: the least of every
+    /// scanner's position minus its indexing margin. `None` without scanners (nothing to wait
+    /// for). An order whose window ends after it may still be paid by a transfer made in time.
     pub fn watermark(&self) -> Option<i64> {
-        self.sources.iter().map(|e| e.value().position).min()
+        self.sources
+            .iter()
+            .map(|e| {
+                e.value()
+                    .position
+                    .saturating_sub(e.value().indexing_margin_ms)
+            })
+            .min()
     }
 
     /// Every scanner, for readiness and the dashboard.
@@ -104,5 +123,28 @@ impl ChainProgress {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChainProgress;
+
+    #[test]
+    fn the_watermark_waits_for_each_source_s_indexing_margin() {
+        let p = ChainProgress::new();
+        assert_eq!(p.watermark(), None, "no scanner: nothing to wait for");
+        p.register("trongrid", 120_000);
+        p.register("fullnode", 0);
+        p.advance("trongrid", 1_000_000, None, None);
+        p.advance("fullnode", 2_000_000, None, None);
+        // TronGrid may still list a transfer of up to two minutes before its position
+        assert_eq!(p.watermark(), Some(880_000));
+        p.advance("trongrid", 5_000_000, None, None);
+        assert_eq!(
+            p.watermark(),
+            Some(2_000_000),
+            "the full node is now the one behind"
+        );
     }
 }

@@ -77,6 +77,9 @@ struct TgState {
     faults: VecDeque<Fault>,
     requests: Vec<(String, Option<String>)>,
     page_limit: Option<usize>,
+    /// Transfers the index lists only from this time on (Unix ms), as TronGrid does when it
+    /// indexes late; the others are listed at once.
+    listed_from: std::collections::HashMap<String, i64>,
 }
 
 /// TronGrid v1: `GET /v1/accounts/{address}/transactions/trc20`.
@@ -98,6 +101,14 @@ impl TronGrid {
 
     pub fn push(&self, t: ChainTransfer) {
         self.state.lock().unwrap().transfers.push(t);
+    }
+
+    /// Adds a transfer that the listings show only `lag` after its block time (late indexing).
+    pub fn push_indexed_late(&self, t: ChainTransfer, lag: Duration) {
+        let mut s = self.state.lock().unwrap();
+        s.listed_from
+            .insert(t.txid.clone(), t.block_time + lag.as_millis() as i64);
+        s.transfers.push(t);
     }
 
     /// Marks a transfer confirmed (it moves from the unconfirmed to the confirmed listing).
@@ -174,6 +185,11 @@ async fn tg_listing(
             .transfers
             .iter()
             .filter(|t| t.to == address && t.block_time >= min)
+            .filter(|t| {
+                s.listed_from
+                    .get(&t.txid)
+                    .is_none_or(|from| telebot::domain::now_ms() >= *from)
+            })
             .filter(
                 |t| match (q.get("only_confirmed"), q.get("only_unconfirmed")) {
                     (Some(_), _) => t.confirmed,

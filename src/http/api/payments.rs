@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, path_id};
-use crate::domain::{Money, OrderStatus, Role};
+use crate::domain::{Money, OrderStatus, Role, now_ms};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -15,7 +15,8 @@ use crate::store::{Order, PayOutcome, Transfer};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentState {
     pub order_id: i64,
-    /// `awaiting_payment`, `confirming`, `paid`, `expired`, `cancelled` or `refunded`.
+    /// `awaiting_payment`, `confirming`, `checking_chain` (the window has ended and the scanners
+    /// still look for a transfer made in time), `paid`, `expired`, `cancelled` or `refunded`.
     pub state: &'static str,
     pub order_status: OrderStatus,
     #[schema(value_type = String)]
@@ -86,6 +87,8 @@ pub async fn payment_of_order(
     }
     let state = match order.status {
         OrderStatus::PendingPayment if confirming => "confirming",
+        // the window has ended; the scanners still look for a transfer made in time
+        OrderStatus::PendingPayment if now_ms() > order.expires_at => "checking_chain",
         OrderStatus::PendingPayment => "awaiting_payment",
         OrderStatus::Expired => "expired",
         OrderStatus::Cancelled => "cancelled",
