@@ -157,6 +157,7 @@ fn main() {
             shop_name: "Bench".into(),
             bot_username: "bench_bot".into(),
             idle_timeout: Duration::from_secs(3600),
+            order_button_lifetime: Duration::from_secs(120),
         });
         // a parent that supervises the sessions, as the router does
         let (parent, _) = Actor::spawn(None, Parent, ()).await.unwrap();

@@ -218,6 +218,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shop_name: config.telegram.shop_name.clone(),
         bot_username: config.telegram.bot_username.clone(),
         idle_timeout: config.telegram.session_idle_timeout,
+        order_button_lifetime: config.telegram.order_button_lifetime,
     });
     let webhook_secret = if config.telegram.webhook_secret.is_set() {
         config.telegram.webhook_secret.clone()

@@ -234,16 +234,25 @@ async fn a_forged_callback_for_another_users_order_does_nothing() {
     let mallory = SimUser::new(app.http_addr, 507);
     mallory.say("/start").await;
     let menu = mallory.expect(0, "Welcome").await;
+    // buttons that act on an order count only on the message that shows them
     for data in [
         format!("x:{}", order.id),
         format!("pb:{}", order.id),
-        format!("o:{}", order.id),
         format!("ck:{}", order.id),
     ] {
         let q = mallory.press(menu.message_id, &data).await;
         let answer = mallory.callback_answer(&q).await;
-        assert_eq!(answer["text"], "Order not found.", "{data}");
+        assert_eq!(answer["text"], "This button is no longer valid.", "{data}");
+        assert_eq!(answer["show_alert"], true, "{data}");
     }
+    // opening an order is checked against its owner
+    let q = mallory
+        .press(menu.message_id, &format!("o:{}", order.id))
+        .await;
+    assert_eq!(
+        mallory.callback_answer(&q).await["text"],
+        "Order not found."
+    );
     let q = mallory.press(menu.message_id, "zz:not-a-button").await;
     assert_eq!(
         mallory.callback_answer(&q).await["text"],
@@ -474,18 +483,13 @@ async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
     let menu = u.expect(0, "Welcome").await;
 
     // expires
-    let v = u.version().await;
-    u.press(menu.message_id, &format!("q:{}:1", product.id))
-        .await;
-    let first = u.expect(v, "Send <b>exactly</b>").await;
+    let keyboard = u.quantity_keyboard(menu.message_id, product.id).await;
+    let first = u.press_quantity(&keyboard, product.id, 1).await;
     let v = u.version().await;
     u.expect(v, "expired without payment").await;
 
     // cancelled by the customer
-    let v = u.version().await;
-    u.press(menu.message_id, &format!("q:{}:1", product.id))
-        .await;
-    let second = u.expect(v, "Send <b>exactly</b>").await;
+    let second = u.press_quantity(&keyboard, product.id, 1).await;
     let cancel = second.button("Cancel order");
     let q = u.press(second.message_id, &cancel).await;
     assert!(
@@ -497,9 +501,7 @@ async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
 
     // paid from the balance
     let v = u.version().await;
-    u.press(menu.message_id, &format!("q:{}:1", product.id))
-        .await;
-    let third = u.expect(v, "Send <b>exactly</b>").await;
+    let third = u.press_quantity(&keyboard, product.id, 1).await;
     let q = u
         .press(third.message_id, &third.button("Pay from balance"))
         .await;
@@ -513,6 +515,149 @@ async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
     let user = db.store.user(user.id).await.unwrap();
     assert_eq!(user.balance.to_string(), "2.000000");
     assert_ne!(first.message_id, second.message_id);
+
+    // none of the three payment messages still offers check, cancel or pay from balance
+    for (what, m) in [
+        ("expired", &first),
+        ("cancelled", &second),
+        ("paid", &third),
+    ] {
+        wait_for(
+            &format!("the {what} order's buttons to go"),
+            LIMIT,
+            || async {
+                let now = u.chat().await;
+                let m = now.iter().find(|c| c.message_id == m.message_id).unwrap();
+                m.buttons.is_empty().then_some(())
+            },
+        )
+        .await;
+    }
+    // a button kept from before (an old client, a forged press) is refused and changes nothing
+    let q = u
+        .press(first.message_id, &first.button("Pay from balance"))
+        .await;
+    let answer = u.callback_answer(&q).await;
+    assert_eq!(answer["text"], "This button is no longer valid.");
+    assert_eq!(answer["show_alert"], true);
+    assert_eq!(
+        db.store.user(user.id).await.unwrap().balance.to_string(),
+        "2.000000"
+    );
+    app.shutdown().await;
+}
+
+/// Past the window, while TronGrid may still list a transfer made in time, the order stays
+/// payable and "Check payment" says the chain is being checked, not that the order expired.
+#[tokio::test]
+async fn past_the_window_the_bot_says_the_chain_is_being_checked() {
+    let db = TestDb::sqlite().await;
+    let tg = TronGrid::start().await;
+    let mut vars = chain_vars(&tg);
+    vars.push(("TELEBOT__PAYMENTS__WINDOW", "2s"));
+    vars.push(("TELEBOT__TRON__RESUME_OVERLAP", "30s"));
+    let app = start_app(&db.url, &vars).await;
+    let (_, product) = shop(&db.store, 514, "3", 2).await;
+    let u = SimUser::new(app.http_addr, 514);
+    u.say("/start").await;
+    let menu = u.expect(0, "Welcome").await;
+    let instructions = u.order_quantity(menu.message_id, product.id, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let q = u
+        .press(
+            instructions.message_id,
+            &instructions.button("Check payment"),
+        )
+        .await;
+    let answer = u.callback_answer(&q).await;
+    let text = answer["text"].as_str().unwrap();
+    assert!(text.contains("payment window"), "{text}");
+    assert!(text.contains("checking the blockchain"), "{text}");
+    let order = db
+        .store
+        .list_orders(&OrderFilter::default(), Page::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(order.status, OrderStatus::PendingPayment);
+    app.shutdown().await;
+}
+
+/// Quantities and top-up amounts come only from buttons the bot showed, recently: forged
+/// callback data and an old keyboard create no order.
+#[tokio::test]
+async fn forged_or_old_order_buttons_create_no_order() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(
+        &db.url,
+        &[("TELEBOT__TELEGRAM__ORDER_BUTTON_LIFETIME", "2s")],
+    )
+    .await;
+    let (_, digital) = shop(&db.store, 513, "2", 20).await;
+    let input = |kind, name: &str, price: &str| ProductInput {
+        category_id: None,
+        kind,
+        name_en: name.into(),
+        name_zh: name.into(),
+        description_en: String::new(),
+        description_zh: String::new(),
+        price: Money::parse(price).unwrap(),
+        hidden: false,
+        position: 0,
+    };
+    let service = db
+        .store
+        .create_product(&input(ProductKind::Service, "Design", "9"), "test")
+        .await
+        .unwrap();
+    let topup = db
+        .store
+        .create_product(&input(ProductKind::Topup, "Top-up", "0"), "test")
+        .await
+        .unwrap();
+    let u = SimUser::new(app.http_addr, 513);
+    u.say("/start").await;
+    let menu = u.expect(0, "Welcome").await;
+    let keyboard = u.quantity_keyboard(menu.message_id, digital.id).await;
+    for (message, data) in [
+        (menu.message_id, format!("q:{}:7", service.id)),
+        (menu.message_id, format!("q:{}:3", topup.id)),
+        (menu.message_id, "ta:500000".to_owned()),
+        (keyboard.message_id, format!("q:{}:7", digital.id)),
+        (keyboard.message_id, format!("q:{}:1", service.id)),
+    ] {
+        let q = u.press(message, &data).await;
+        let answer = u.callback_answer(&q).await;
+        assert_eq!(answer["text"], "This button is no longer valid.", "{data}");
+        assert_eq!(answer["show_alert"], true, "{data}");
+    }
+    // the keyboard the bot showed, pressed after its lifetime: shown again instead of ordering
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let v = u.version().await;
+    let q = u
+        .press(keyboard.message_id, &format!("q:{}:1", digital.id))
+        .await;
+    assert_eq!(
+        u.callback_answer(&q).await["text"],
+        "This keyboard was out of date. Here it is again, with current stock and prices."
+    );
+    let fresh = u.expect(v, "How many").await;
+    assert_ne!(fresh.message_id, keyboard.message_id);
+    let orders = || async {
+        db.store
+            .list_orders(&OrderFilter::default(), Page::default())
+            .await
+            .unwrap()
+    };
+    assert!(orders().await.is_empty());
+    // the fresh one orders
+    u.press_quantity(&fresh, digital.id, 2).await;
+    let made = orders().await;
+    assert_eq!(made.len(), 1);
+    assert_eq!(
+        (made[0].product_id, made[0].quantity),
+        (Some(digital.id), 2)
+    );
     app.shutdown().await;
 }
 

@@ -12,7 +12,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::bot::notices;
 use crate::bot::outbound::{Outbound, SendError};
-use crate::domain::now_ms;
+use crate::domain::{OrderStatus, now_ms};
 use crate::messages::notifier::OutboxMsg;
 use crate::store::{OUTBOX_CUSTOMER, OUTBOX_OPERATOR, OutboxMessage, Store};
 
@@ -70,6 +70,9 @@ impl OutboxWorker {
 
     async fn deliver_customer(&self, m: &OutboxMessage) -> Result<(), SendError> {
         let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        if let Some(order_id) = event.get("order_id").and_then(serde_json::Value::as_i64) {
+            self.take_off_payment_buttons(order_id).await;
+        }
         let notice = notices::customer(&self.store, &self.shop, &event)
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;
@@ -85,6 +88,35 @@ impl OutboxWorker {
             let _ = self.store.mark_blocked(n.chat_id).await;
         }
         result
+    }
+
+    /// Once an order stops waiting for payment, the buttons of its payment message (check,
+    /// cancel, pay from the balance) no longer apply: they are taken off. A failure here is
+    /// logged and tried again with the order's next notification; a press on a button left
+    /// behind is refused by the bot anyway.
+    async fn take_off_payment_buttons(&self, order_id: i64) {
+        let pending = match self.store.order(order_id).await {
+            Ok(o) => o.status == OrderStatus::PendingPayment,
+            Err(_) => return,
+        };
+        if pending {
+            return;
+        }
+        let Ok(Some((chat, message))) = self.store.payment_message(order_id).await else {
+            return;
+        };
+        let Ok(message) = i32::try_from(message) else {
+            let _ = self.store.forget_payment_message(order_id).await;
+            return;
+        };
+        match self.outbound.remove_buttons(chat, message).await {
+            Ok(()) | Err(SendError::Refused(_)) => {
+                let _ = self.store.forget_payment_message(order_id).await;
+            }
+            Err(e) => {
+                tracing::debug!(order_id, error = %e, "payment buttons not taken off yet");
+            }
+        }
     }
 
     async fn deliver_operator(&self, m: &OutboxMessage) -> Result<(), SendError> {

@@ -35,6 +35,8 @@ pub struct BotEnv {
     pub shop_name: String,
     pub bot_username: String,
     pub idle_timeout: Duration,
+    /// Quantity and top-up keyboards older than this no longer order.
+    pub order_button_lifetime: Duration,
 }
 
 /// What a session must remember between updates; saved in `users.session_state`.

@@ -305,6 +305,26 @@ impl Outbound {
         }
     }
 
+    /// Takes every button off a message. A message already without them, or gone, counts as
+    /// done.
+    pub async fn remove_buttons(&self, chat: i64, message_id: i32) -> Result<(), SendError> {
+        let result = self
+            .call(Some(chat), || {
+                let r = self
+                    .bot
+                    .edit_message_reply_markup(ChatId(chat), MessageId(message_id));
+                async move { r.await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SendError::Refused(m)) if m.contains("not modified") || m.contains("not found") => {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn send_photo(
         &self,
         chat: i64,

@@ -6,7 +6,8 @@
 //! forged callback naming someone else's order does nothing.
 
 use teloxide::types::{
-    CallbackQuery, InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, Update, UpdateKind,
+    CallbackQuery, InlineKeyboardButtonKind, InlineKeyboardMarkup, MaybeInaccessibleMessage,
+    Message, Update, UpdateKind,
 };
 
 use super::callback::Action;
@@ -15,14 +16,15 @@ use super::outbound::SendError;
 use super::texts::{clean_input, t, tf};
 use super::{Awaiting, BotEnv, MAX_REQUEST_CHARS, Session};
 use crate::config::Language;
-use crate::domain::{Money, OrderStatus, ProductKind, now_ms, utc_minutes};
+use crate::domain::order::{TOPUP_MAX, TOPUP_MIN, check_topup, product_order_price};
+use crate::domain::{
+    Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, now_ms, utc_minutes,
+};
 use crate::messages::orders::OrderError;
 use crate::store::{NewOrder, Order, OrderFilter, Page, PayOutcome, ProductFilter, StoreError};
 
 const PAGE_SIZE: usize = 8;
 const TOPUP_CHOICES: [i64; 4] = [10, 20, 50, 100];
-const TOPUP_MIN: Money = Money::from_micros(1_000_000);
-const TOPUP_MAX: Money = Money::from_micros(10_000_000_000);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -199,6 +201,30 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
             .await?;
         return Ok(());
     };
+    match button_state(env, q, &action) {
+        ButtonState::Live => {}
+        ButtonState::NotShown => {
+            env.outbound
+                .answer_callback(&q.id.0, Some(t(s.lang, "misc.button_expired")), true)
+                .await?;
+            return Ok(());
+        }
+        ButtonState::Old => {
+            env.outbound
+                .answer_callback(&q.id.0, Some(t(s.lang, "misc.keyboard_refreshed")), true)
+                .await?;
+            // the same choice, shown anew, so the customer confirms current stock and prices
+            match action {
+                Action::Quantity { product, .. } => {
+                    if let Some(n) = buy(env, s, Target::New, product).await? {
+                        say(env, s, &n).await?;
+                    }
+                }
+                _ => topup(env, s, Target::New).await?,
+            }
+            return Ok(());
+        }
+    }
     // answers that are only a short notice; screens answer with nothing
     let mut notice: Option<String> = None;
     match action {
@@ -226,11 +252,10 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
         Action::Topup => topup(env, s, target).await?,
         Action::TopupAmount(micros) => {
             let amount = Money::from_micros(micros);
-            if amount < TOPUP_MIN || amount > TOPUP_MAX {
-                notice = Some(t(s.lang, "misc.button_expired").to_owned());
-            } else {
-                notice = order_topup(env, s, amount).await?;
-            }
+            notice = match check_topup(amount) {
+                Ok(()) => order_topup(env, s, amount).await?,
+                Err(_) => Some(t(s.lang, "misc.button_expired").to_owned()),
+            };
         }
         Action::TopupCustom => {
             s.saved.awaiting = Some(Awaiting::TopupAmount);
@@ -261,6 +286,55 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
         .answer_callback(&q.id.0, notice.as_deref(), notice.is_some())
         .await?;
     Ok(())
+}
+
+/// Whether a pressed button may act.
+enum ButtonState {
+    Live,
+    /// Not a button of the pressed message: forged data, or taken off when its order left
+    /// `pending_payment`.
+    NotShown,
+    /// A quantity or top-up keyboard older than `telegram.order_button_lifetime`.
+    Old,
+}
+
+/// A button that orders or acts on an order counts only if the bot showed it on the pressed
+/// message, and a quantity or top-up keyboard only while it is younger than
+/// `telegram.order_button_lifetime` (an older one is shown again instead of ordering). Navigation
+/// buttons are always live: they only show screens, and every screen checks what it shows.
+fn button_state(env: &BotEnv, q: &CallbackQuery, action: &Action) -> ButtonState {
+    let offers_an_order = matches!(action, Action::Quantity { .. } | Action::TopupAmount(_));
+    let acts_on_an_order = matches!(
+        action,
+        Action::Check(_) | Action::CancelOrder(_) | Action::PayFromBalance(_)
+    );
+    if !offers_an_order && !acts_on_an_order {
+        return ButtonState::Live;
+    }
+    let (Some(MaybeInaccessibleMessage::Regular(m)), Some(data)) = (&q.message, q.data.as_deref())
+    else {
+        return ButtonState::NotShown;
+    };
+    let shown = m.reply_markup().is_some_and(|k| {
+        k.inline_keyboard
+            .iter()
+            .flatten()
+            .any(|b| matches!(&b.kind, InlineKeyboardButtonKind::CallbackData(d) if d == data))
+    });
+    if !shown {
+        return ButtonState::NotShown;
+    }
+    if !offers_an_order {
+        return ButtonState::Live;
+    }
+    let shown_at_s = m.edit_date().unwrap_or(&m.date).timestamp();
+    let age_ms = now_ms().saturating_sub(shown_at_s.saturating_mul(1000));
+    let lifetime_ms = i64::try_from(env.order_button_lifetime.as_millis()).unwrap_or(i64::MAX);
+    if age_ms <= lifetime_ms {
+        ButtonState::Live
+    } else {
+        ButtonState::Old
+    }
 }
 
 async fn menu(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError> {
@@ -563,7 +637,7 @@ async fn on_request_text(
 async fn on_topup_text(env: &BotEnv, s: &mut Session, raw: &str) -> Result<(), BotError> {
     let text = clean_input(raw);
     match Money::parse(text.trim_end_matches("USDT").trim()) {
-        Ok(amount) if amount >= TOPUP_MIN && amount <= TOPUP_MAX => {
+        Ok(amount) if check_topup(amount).is_ok() => {
             s.saved.awaiting = None;
             if let Some(notice) = order_topup(env, s, amount).await? {
                 say(env, s, &notice).await?;
@@ -602,18 +676,30 @@ async fn order_product(
         }
         Err(e) => return Err(e.into()),
     };
-    if p.kind == ProductKind::Digital {
-        let stock = env.store.stock_available(p.id).await?;
-        if stock < quantity {
+    let stock = match p.kind {
+        ProductKind::Digital => Some(env.store.stock_available(p.id).await?),
+        _ => None,
+    };
+    let offer = ProductOffer {
+        kind: p.kind,
+        price: p.price,
+        hidden: p.hidden,
+        stock,
+    };
+    let price = match product_order_price(&offer, quantity) {
+        Ok(price) => price,
+        Err(OrderRuleError::NotEnoughStock { available }) => {
             return Ok(Some(tf(
                 lang,
                 "order.not_enough_stock",
-                &[("count", &stock)],
+                &[("count", &available)],
             )));
         }
-    }
-    let Some(price) = p.price.checked_mul(quantity) else {
-        return Ok(Some(t(lang, "order.failed").to_owned()));
+        // a button the bot never offers (a forged or outdated one): nothing is ordered
+        Err(e) => {
+            tracing::info!(user_id = s.user_id, product_id, quantity, reason = %e, "order refused by the order rules");
+            return Ok(Some(t(lang, "misc.button_expired").to_owned()));
+        }
     };
     let new = NewOrder {
         user_id: s.user_id,
@@ -713,19 +799,23 @@ async fn instructions(
         }
     }
     rows.push(vec![button(t(lang, "btn.main"), Action::Menu)]);
-    match super::qr::png(&address) {
+    let sent = match super::qr::png(&address) {
         Ok(png) => {
             env.outbound
                 .send_photo(s.telegram_id, png, &text, Some(markup(rows)))
-                .await?;
+                .await?
         }
         Err(e) => {
             tracing::warn!(error = %e, "QR code not rendered; sending text only");
             env.outbound
                 .send_text(s.telegram_id, &text, Some(markup(rows)))
-                .await?;
+                .await?
         }
-    }
+    };
+    // its buttons are taken off when the order stops waiting for payment
+    env.store
+        .save_payment_message(order.id, s.telegram_id, i64::from(sent.id.0))
+        .await?;
     Ok(())
 }
 
@@ -779,14 +869,17 @@ async fn check_payment(env: &BotEnv, s: &Session, id: i64) -> Result<String, Bot
         .store
         .unconfirmed_transfers_to(&wallet, o.payable_amount, o.created_at)
         .await?;
-    Ok(if seen.is_empty() {
+    Ok(if !seen.is_empty() {
+        tf(lang, "pay.confirming", &[("id", &o.id)])
+    } else if now_ms() > o.expires_at {
+        // the window has ended but the scanners may still find a transfer made in time
+        tf(lang, "pay.window_closed", &[("id", &o.id)])
+    } else {
         tf(
             lang,
             "pay.pending",
             &[("id", &o.id), ("amount", &o.payable_amount)],
         )
-    } else {
-        tf(lang, "pay.confirming", &[("id", &o.id)])
     })
 }
 

@@ -55,6 +55,8 @@ pub struct SimMessage {
     pub photo: Option<String>,
     pub reply_markup: Option<Value>,
     pub edited: bool,
+    /// Unix seconds of the last edit, sent as `edit_date` like Telegram does.
+    pub edit_date: Option<i64>,
     /// Increases on every change, so pollers can ask for what changed since.
     pub version: u64,
 }
@@ -153,8 +155,8 @@ impl Simulator {
         if let Some(markup) = &m.reply_markup {
             v["reply_markup"] = markup.clone();
         }
-        if m.edited {
-            v["edit_date"] = json!(m.date);
+        if let Some(at) = m.edit_date {
+            v["edit_date"] = json!(at);
         }
         v
     }
@@ -219,6 +221,7 @@ impl Simulator {
                     photo: None,
                     reply_markup: None,
                     edited: false,
+                    edit_date: None,
                     version: 0,
                 },
             )
@@ -428,6 +431,7 @@ impl Simulator {
                     photo: photo_id,
                     reply_markup: markup,
                     edited: false,
+                    edit_date: None,
                     version: 0,
                 },
             )
@@ -509,6 +513,7 @@ impl Simulator {
             }
             m.reply_markup = markup;
             m.edited = true;
+            m.edit_date = Some(now_ms() / 1000);
             m.version = version;
             let m = m.clone();
             let chat = &s.chats[&chat_id];

@@ -53,7 +53,7 @@ pub mod role;
 pub mod tron;
 
 pub use money::{Money, MoneyError};
-pub use order::{IllegalTransition, OrderStatus, ProductKind};
+pub use order::{IllegalTransition, OrderRuleError, OrderStatus, ProductKind, ProductOffer};
 pub use role::Role;
 pub use tron::{TronAddress, TronAddressError};
 

@@ -260,4 +260,51 @@ impl Store {
             .await?
         }))
     }
+
+    /// Remembers the message that shows an order's payment buttons (the latest one wins).
+    pub async fn save_payment_message(
+        &self,
+        order_id: i64,
+        chat_id: i64,
+        message_id: i64,
+    ) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "insert into payment_messages (order_id, chat_id, message_id, created_at) \
+                 values ($1, $2, $3, $4) on conflict (order_id) do update \
+                 set chat_id = excluded.chat_id, message_id = excluded.message_id, \
+                 created_at = excluded.created_at",
+            )
+            .bind(order_id)
+            .bind(chat_id)
+            .bind(message_id)
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// The chat and message that show an order's payment buttons, if any are still shown.
+    pub async fn payment_message(&self, order_id: i64) -> StoreResult<Option<(i64, i64)>> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_as("select chat_id, message_id from payment_messages where order_id = $1")
+                .bind(order_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Forgets an order's payment message once its buttons are gone.
+    pub async fn forget_payment_message(&self, order_id: i64) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("delete from payment_messages where order_id = $1")
+                .bind(order_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
 }

@@ -105,6 +105,39 @@ impl SimUser {
             .to_owned()
     }
 
+    /// Opens the quantity keyboard of digital product `product_id` from bot message `message_id`
+    /// and presses its `qty` button, as a customer would; returns the payment instructions.
+    pub async fn order_quantity(&self, message_id: i64, product_id: i64, qty: u32) -> ChatMessage {
+        let keyboard = self.quantity_keyboard(message_id, product_id).await;
+        self.press_quantity(&keyboard, product_id, qty).await
+    }
+
+    /// Presses "Buy" of digital product `product_id` on bot message `message_id`; returns the
+    /// quantity keyboard the bot shows.
+    pub async fn quantity_keyboard(&self, message_id: i64, product_id: i64) -> ChatMessage {
+        let v = self.version().await;
+        self.press(message_id, &format!("b:{product_id}")).await;
+        self.expect(v, "How many").await
+    }
+
+    /// Presses the `qty` button of a quantity keyboard; returns the payment instructions.
+    pub async fn press_quantity(
+        &self,
+        keyboard: &ChatMessage,
+        product_id: i64,
+        qty: u32,
+    ) -> ChatMessage {
+        let data = format!("q:{product_id}:{qty}");
+        assert!(
+            keyboard.buttons.iter().any(|(_, d)| *d == data),
+            "no {data} in {:?}",
+            keyboard.buttons
+        );
+        let v = self.version().await;
+        self.press(keyboard.message_id, &data).await;
+        self.expect(v, "Send <b>exactly</b>").await
+    }
+
     /// The answer the bot gave to a button press, once it has answered.
     pub async fn callback_answer(&self, query_id: &str) -> Value {
         super::wait_for("callback answered", Duration::from_secs(10), || async {

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
-use crate::domain::{Money, OrderStatus, ProductKind, Role, now_ms};
+use crate::domain::order::{check_topup, product_order_price};
+use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, Role, now_ms};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -87,10 +88,20 @@ pub async fn list(
         since: q.since,
         until: q.until,
     };
+    let orders = app.store.list_orders(&filter, page).await?;
     Ok(Json(Listing::new(
-        app.store.list_orders(&filter, page).await?,
+        orders.into_iter().map(|o| as_seen_by(&caller, o)).collect(),
         page,
     )))
+}
+
+/// An agent reads its referrals' orders but never what was delivered to them (licence keys,
+/// answers to service requests): that belongs to the customer alone.
+fn as_seen_by(caller: &Caller, mut order: Order) -> Order {
+    if caller.role == Role::Agent {
+        order.delivery = None;
+    }
+    order
 }
 
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)),
@@ -107,7 +118,7 @@ pub async fn get(
     {
         return Err(ApiError::not_found("order"));
     }
-    Ok(Json(order))
+    Ok(Json(as_seen_by(&caller, order)))
 }
 
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = OrderBody,
@@ -138,13 +149,7 @@ pub async fn create(
             ));
         }
         (None, Some(amount)) => {
-            if amount < Money::from_micros(1_000_000) || amount > Money::from_micros(10_000_000_000)
-            {
-                return Err(ApiError::invalid(
-                    "topup_amount",
-                    "between 1 and 10000 USDT",
-                ));
-            }
+            check_topup(amount).map_err(rule_error)?;
             NewOrder {
                 user_id: user.id,
                 product_id: None,
@@ -163,33 +168,18 @@ pub async fn create(
                 .product(product_id)
                 .await
                 .map_err(|_| ApiError::invalid("product_id", "no such product"))?;
-            if product.hidden {
-                return Err(ApiError::invalid(
-                    "product_id",
-                    "the product is not on sale",
-                ));
-            }
-            if product.kind == ProductKind::Topup {
-                return Err(ApiError::invalid(
-                    "topup_amount",
-                    "a top-up is ordered with topup_amount",
-                ));
-            }
+            let stock = match product.kind {
+                ProductKind::Digital => Some(app.store.stock_available(product.id).await?),
+                _ => None,
+            };
             let quantity = body.quantity.unwrap_or(1);
-            if !(1..=100).contains(&quantity) {
-                return Err(ApiError::invalid("quantity", "between 1 and 100"));
-            }
-            if product.kind != ProductKind::Digital && quantity != 1 {
-                return Err(ApiError::invalid(
-                    "quantity",
-                    "only digital goods come in quantities",
-                ));
-            }
-            if product.kind == ProductKind::Digital
-                && app.store.stock_available(product.id).await? < quantity
-            {
-                return Err(ApiError::conflict("not enough stock"));
-            }
+            let offer = ProductOffer {
+                kind: product.kind,
+                price: product.price,
+                hidden: product.hidden,
+                stock,
+            };
+            let price = product_order_price(&offer, quantity).map_err(rule_error)?;
             if let Some(text) = &body.request_text {
                 check_text("request_text", text, 1, crate::bot::MAX_REQUEST_CHARS)?;
             }
@@ -198,10 +188,7 @@ pub async fn create(
                 product_id: Some(product.id),
                 kind: product.kind,
                 quantity,
-                price: product
-                    .price
-                    .checked_mul(quantity)
-                    .ok_or_else(|| ApiError::invalid("quantity", "too large"))?,
+                price,
                 chain: crate::payments::CHAIN.to_owned(),
                 token: crate::payments::TOKEN.to_owned(),
                 request_text: body.request_text,
@@ -211,6 +198,19 @@ pub async fn create(
     };
     let order = app.orders.create(&new, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(order)))
+}
+
+/// The order rules' refusal as the API says it: the field at fault, or a conflict on stock.
+fn rule_error(e: OrderRuleError) -> ApiError {
+    let field = match e {
+        OrderRuleError::NotEnoughStock { .. } => return ApiError::conflict(e.to_string()),
+        OrderRuleError::NotOnSale => "product_id",
+        OrderRuleError::TopupNeedsAmount | OrderRuleError::TopupOutOfRange => "topup_amount",
+        OrderRuleError::QuantityOutOfRange
+        | OrderRuleError::QuantityNotOffered
+        | OrderRuleError::PriceTooLarge => "quantity",
+    };
+    ApiError::invalid(field, e.to_string())
 }
 
 #[utoipa::path(put, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path)), request_body = StatusBody,
