@@ -225,6 +225,8 @@ pub struct TelegramConfig {
     pub operator_chat_ids: Vec<i64>,
     #[serde(with = "duration_str")]
     pub session_idle_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub order_button_lifetime: Duration,
     pub default_language: Language,
 }
 
@@ -492,15 +494,21 @@ impl Config {
             if value.is_empty() && may_be_empty {
                 continue;
             }
-            if reqwest::Url::parse(value)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .is_none()
-            {
-                return Err(ConfigError::invalid(
-                    key,
-                    format!("{value:?} is not an http(s) URL"),
-                ));
+            match reqwest::Url::parse(value) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+                // the value itself is never repeated: it may carry a password or an API key
+                Ok(u) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("a {}: URL is not an http(s) URL", u.scheme()),
+                    ));
+                }
+                Err(_) => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "not an http(s) URL (like https://host/path)",
+                    ));
+                }
             }
         }
         if self.telegram.mode == TelegramMode::Webhook {
@@ -636,10 +644,11 @@ impl Config {
                 "must be HOST:PORT or empty",
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if !is_log_filter(&self.log.level) {
             return Err(ConfigError::invalid(
                 "log.level",
-                "not a level or tracing filter directive",
+                "must be trace, debug, info, warn, error or off, or directives like \
+                 \"info,telebot::payments=debug\"",
             ));
         }
         Ok(())
@@ -745,6 +754,25 @@ pub fn sqlite_path(url: &str) -> PathBuf {
         .unwrap_or(url);
     let rest = rest.split('?').next().unwrap_or(rest);
     PathBuf::from(rest)
+}
+
+/// A log filter that prints something: a level, or comma-separated `target=level` directives
+/// (with at most one bare level as the default). A bare word that is not a level would be read
+/// by tracing as a target name and silence every other log line, so it is refused.
+fn is_log_filter(filter: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |s: &str| LEVELS.iter().any(|l| l.eq_ignore_ascii_case(s.trim()));
+    let directives: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    !directives.is_empty()
+        && directives.iter().all(|d| match d.rsplit_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(d),
+        })
+        && tracing_subscriber::EnvFilter::try_new(filter).is_ok()
 }
 
 /// Drops the password from a connection URL before it is logged.
@@ -966,6 +994,12 @@ mod tests {
                 "payments.window",
             ),
             (&[("TELEBOT__HTTP__ADDR", "localhost")], "http.addr"),
+            (&[("TELEBOT__LOG__LEVEL", "loud")], "log.level"),
+            (
+                &[("TELEBOT__LOG__LEVEL", "info,telebot=noisy")],
+                "log.level",
+            ),
+            (&[("TELEBOT__LOG__LEVEL", " ")], "log.level"),
             (&[("TELEBOT__DATABASE__URL", "mysql://x")], "database.url"),
             (&[("TELEBOT__TRON__SOURCE", "ethereum")], "tron.source"),
             (&[("TELEBOT__TRON__SOURCE", "trongrid")], "payments.wallets"),
@@ -1007,6 +1041,50 @@ mod tests {
                 err.to_string().contains(&format!("`{key}")),
                 "{vars:?}: {err} does not name {key}"
             );
+        }
+    }
+
+    #[test]
+    fn an_invalid_url_is_refused_without_repeating_its_credentials() {
+        for (var, value) in [
+            ("TELEBOT__TRON__TRONGRID_URL", "ftp://user:SECRET@host/x"),
+            ("TELEBOT__TELEGRAM__API_URL", "user:SECRET@host"),
+            ("TELEBOT__PAYMENTS__CALLBACK_URL", "https//SECRET@shop"),
+            ("TELEBOT__TRON__FULLNODE_URL", "file:///SECRET"),
+        ] {
+            let err = Config::load_with_env(
+                FileLayer::None,
+                env(&[(var, value), ("TELEBOT__PAYMENTS__CALLBACK_SECRET", "s")]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("URL"), "{value}: {err}");
+            assert!(!err.contains("SECRET"), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn log_levels_and_directives_are_accepted_a_bare_word_is_not() {
+        for ok in [
+            "info",
+            "WARN",
+            "off",
+            "info,telebot::payments=debug",
+            "telebot=trace",
+            "info,sqlx=warn",
+        ] {
+            assert!(is_log_filter(ok), "{ok}");
+        }
+        for bad in [
+            "loud",
+            "",
+            " , ",
+            "info,loud",
+            "telebot=",
+            "=info",
+            "telebot=loud",
+        ] {
+            assert!(!is_log_filter(bad), "{bad:?}");
         }
     }
 

@@ -330,8 +330,11 @@ async fn every_endpoint_checks_its_roles(db: &TestDb) {
                 .call(method.clone(), path, Some(token), body.clone())
                 .await;
             if allowed.contains(&role) {
-                // a create may meet what an earlier role created (409); never a refusal
-                let ok = (200..300).contains(&status) || (*method == Method::POST && status == 409);
+                // a create may meet what an earlier role created (409, or stock already
+                // uploaded); never a refusal
+                let ok = (200..300).contains(&status)
+                    || (*method == Method::POST
+                        && (status == 409 || reply["error"]["code"] == "duplicate_items"));
                 assert!(ok, "{method} {path} as {role}: {status} {reply}");
             } else {
                 assert!(
@@ -479,6 +482,33 @@ async fn catalog_endpoints_validate_their_input(db: &TestDb) {
         (status, err["error"]["field"].as_str()),
         (422, Some("items"))
     );
+    // a line already in stock, or twice in the upload, is refused and nothing is added
+    let (status, err) = api
+        .post(
+            &format!("/products/{id}/stock"),
+            &t.operator,
+            json!({"items": ["C", "A", "C"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("duplicate_items")),
+        "{err}"
+    );
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("items[1] is already in stock"),
+        "{message}"
+    );
+    assert!(message.contains("items[2] repeats items[0]"), "{message}");
+    let (status, added) = api
+        .post(
+            &format!("/products/{id}/stock"),
+            &t.operator,
+            json!({"items": ["C"]}),
+        )
+        .await;
+    assert_eq!((status, added["available"].as_i64()), (200, Some(3)));
 
     let (_, list) = api
         .get(
@@ -819,6 +849,19 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
         1,
         "the agent sees its referral's order"
     );
+    // ... but never what was delivered to the customer, in the list or alone
+    assert!(orders["items"][0]["delivery"].is_null(), "{orders}");
+    let (status, one) = api.get(&format!("/orders/{}", order.id), &lin).await;
+    assert_eq!(status, 200);
+    assert!(one["delivery"].is_null(), "{one}");
+    assert_eq!(one["status"], "delivered");
+    let (_, seen_by_operator) = api.get(&format!("/orders/{}", order.id), &t.operator).await;
+    assert!(
+        seen_by_operator["delivery"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{seen_by_operator}"
+    );
     let (_, users) = api.get("/users", &lin).await;
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
 
@@ -920,7 +963,46 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(api.get("/users", &lin).await.0, 403);
+    // a suspended agent's token stops working everywhere, not only where permissions apply
+    for path in [
+        "/users".to_owned(),
+        "/orders".to_owned(),
+        format!("/orders/{}", order.id),
+        format!("/agents/{agent_id}"),
+        format!("/agents/{agent_id}/commissions"),
+        "/agents".to_owned(),
+        "/products".to_owned(),
+    ] {
+        let (status, err) = api.get(&path, &lin).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (403, Some("agent_inactive")),
+            "{path}: {err}"
+        );
+    }
+    assert_eq!(
+        api.post(&format!("/agents/{agent_id}/payouts"), &lin, json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, _) = api
+        .put(
+            &format!("/agents/{agent_id}"),
+            &t.operator,
+            json!({"status": "active", "permissions": ["view_referrals", "view_orders"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(api.get(&format!("/agents/{agent_id}"), &lin).await.0, 200);
+    let (status, _) = api
+        .put(
+            &format!("/agents/{agent_id}"),
+            &t.operator,
+            json!({"status": "suspended"}),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (status, _) = api
         .put(
             &format!("/agents/{agent_id}"),

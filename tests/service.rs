@@ -37,6 +37,12 @@ fn an_invalid_value_stops_start_up_with_exit_code_2_naming_the_key() {
         ("TELEBOT__HTTP__ADDR", "not-an-address", "http.addr"),
         ("TELEBOT__PAYMENTS__MAX_SLOTS", "-1", "payments.max_slots"),
         ("TELEBOT__DATABASE__URLL", "x", "database.urll"),
+        ("TELEBOT__LOG__LEVEL", "loud", "log.level"),
+        (
+            "TELEBOT__TRON__TRONGRID_URL",
+            "ftp://user:SECRET@host/x",
+            "tron.trongrid_url",
+        ),
     ] {
         let out = telebot(dir.path())
             .env(var, value)
@@ -47,6 +53,7 @@ fn an_invalid_value_stops_start_up_with_exit_code_2_naming_the_key() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(key), "{var}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!stderr.contains("SECRET"), "{var}: {stderr}");
     }
     let out = telebot(dir.path())
         .args(["--config", "missing.toml", "check-config"])

@@ -259,6 +259,37 @@ async fn catalog_round_trip(store: &Store) {
         .unwrap();
     assert_eq!(added, (2, 2));
     assert_eq!(store.stock_available(p.id).await.unwrap(), 2);
+    // the same credential can never be in stock twice: within one upload or against unsold stock
+    let upload = |items: &[&str]| items.iter().map(|i| (*i).to_owned()).collect::<Vec<_>>();
+    match store
+        .add_stock(
+            p.id,
+            &upload(&["KEY-3", "KEY-2", "KEY-4", "KEY-3 "]),
+            "test",
+        )
+        .await
+    {
+        Err(StoreError::DuplicateStock(d)) => {
+            assert_eq!(d.repeated, vec![(3, 0)]);
+            assert_eq!(d.in_stock, vec![1]);
+            let text = d.to_string();
+            assert!(text.contains("items[3] repeats items[0]"), "{text}");
+            assert!(text.contains("items[1] is already in stock"), "{text}");
+        }
+        other => panic!("duplicates accepted: {other:?}"),
+    }
+    assert_eq!(
+        store.stock_available(p.id).await.unwrap(),
+        2,
+        "nothing added"
+    );
+    assert_eq!(
+        store
+            .add_stock(p.id, &upload(&["KEY-3", "KEY-4"]), "test")
+            .await
+            .unwrap(),
+        (2, 4)
+    );
     let service = store
         .create_product(&product_input(ProductKind::Service, "5"), "test")
         .await

@@ -63,12 +63,6 @@ impl Caller {
             .agent_id
             .ok_or_else(|| ApiError::forbidden("this agent token is not bound to an agent"))?;
         let agent = store.agent(id).await?;
-        if agent.status != "active" {
-            return Err(ApiError::forbidden(format!(
-                "the agent is {}",
-                agent.status
-            )));
-        }
         let granted: Vec<String> = serde_json::from_str(&agent.permissions).unwrap_or_default();
         if !granted.iter().any(|g| g == permission) {
             return Err(ApiError::forbidden(format!(
@@ -136,12 +130,43 @@ impl FromRequestParts<AppState> for Caller {
                 let _ = store.touch_token(id, TOUCH_EVERY_MS).await;
             });
         }
-        Ok(Caller {
+        let caller = Caller {
             subject: format!("token:{}", token.id),
             name: token.name,
             role: token.role,
             agent_id: token.agent_id,
-        })
+        };
+        caller.require_active_agent(app).await?;
+        Ok(caller)
+    }
+}
+
+impl Caller {
+    /// An agent's token or dashboard session works only while the agent is active: suspended,
+    /// rejected or still pending, every request is refused with 403 `agent_inactive`.
+    async fn require_active_agent(&self, app: &AppState) -> Result<(), ApiError> {
+        if self.role != Role::Agent {
+            return Ok(());
+        }
+        let Some(id) = self.agent_id else {
+            return Err(ApiError::forbidden(
+                "this agent token is not bound to an agent",
+            ));
+        };
+        let status = match app.store.agent(id).await {
+            Ok(agent) => agent.status,
+            Err(crate::store::StoreError::NotFound(_)) => "removed".to_owned(),
+            Err(e) => return Err(e.into()),
+        };
+        if status == "active" {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "agent_inactive",
+                format!("the agent is {status}; its tokens do not work until it is active again"),
+            ))
+        }
     }
 }
 
@@ -172,7 +197,7 @@ async fn session_caller(parts: &Parts, app: &AppState, cookie: &str) -> Result<C
             ));
         }
     }
-    Ok(Caller {
+    let caller = Caller {
         name: session
             .subject
             .split_once(':')
@@ -181,7 +206,9 @@ async fn session_caller(parts: &Parts, app: &AppState, cookie: &str) -> Result<C
         subject: session.subject,
         role: session.role,
         agent_id: session.agent_id,
-    })
+    };
+    caller.require_active_agent(app).await?;
+    Ok(caller)
 }
 
 /// Compares without stopping at the first difference, so timing reveals nothing of a secret.

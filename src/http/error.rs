@@ -91,6 +91,12 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(what),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::DuplicateStock(d) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "duplicate_items",
+                d.to_string(),
+            )
+            .with_field("items"),
             StoreError::Transition(t) => {
                 ApiError::new(StatusCode::CONFLICT, "illegal_transition", t.to_string())
             }

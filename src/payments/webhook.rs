@@ -56,7 +56,9 @@ pub fn verify(
         .trim()
         .parse()
         .map_err(|_| SignatureError::BadTimestamp)?;
-    if (now_secs - ts).abs() > window_secs {
+    // any timestamp a client can send, even i64::MIN, is only ever stale, never an overflow
+    let skew = now_secs.checked_sub(ts).and_then(i64::checked_abs);
+    if skew.is_none_or(|s| s > window_secs) {
         return Err(SignatureError::Stale);
     }
     let hex_sig = signature.trim();
@@ -199,6 +201,21 @@ mod tests {
             ),
             Err(SignatureError::Mismatch)
         );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_crash() {
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1_700_000_000] {
+            let ts = ts.to_string();
+            let sig = sign("k", &ts, b"x");
+            for now in [1_700_000_000, 0] {
+                assert_eq!(
+                    verify("k", Some(&ts), Some(&sig), b"x", now, 300),
+                    Err(SignatureError::Stale),
+                    "{ts} at {now}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The catalog: categories, products (service, digital with stock items, top-up) and stock.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use super::audit::{AuditRecord, append_audit};
-use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
+use super::{DuplicateStock, Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, ProductKind, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -369,8 +371,41 @@ impl Store {
                 "stock can only be added to digital products".to_owned(),
             ));
         }
+        // the same line twice in one upload is refused before anything is written
+        let mut first_seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        let mut repeated = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match first_seen.entry(item.trim()) {
+                std::collections::hash_map::Entry::Occupied(e) => repeated.push((i, *e.get())),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(i);
+                }
+            }
+        }
         let now = now_ms();
-        Ok(in_tx!(self, tx => {
+        let outcome: Result<(u64, i64), DuplicateStock> = in_tx!(self, tx => {
+            // a write first, so concurrent uploads to one product take turns and cannot both
+            // add the same line
+            sqlx::query("update products set id = id where id = $1")
+                .bind(product_id)
+                .execute(&mut *tx)
+                .await?;
+            let unsold: Vec<String> = sqlx::query_scalar(
+                "select content from stock_items where product_id = $1 and order_id is null",
+            )
+            .bind(product_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let unsold: HashSet<&str> = unsold.iter().map(|c| c.trim()).collect();
+            let in_stock: Vec<usize> = items
+                .iter()
+                .enumerate()
+                .filter(|(_, item)| unsold.contains(item.trim()))
+                .map(|(i, _)| i)
+                .collect();
+            if !repeated.is_empty() || !in_stock.is_empty() {
+                Err(DuplicateStock { repeated, in_stock })
+            } else {
             let mut added = 0;
             for item in items {
                 added += sqlx::query(
@@ -391,8 +426,10 @@ impl Store {
             .await?;
             append_audit!(&mut *tx, AuditRecord::new(actor, "stock.added", "product", product_id)
                 .after(&serde_json::json!({"added": added, "available": available})))?;
-            (added, available)
-        }))
+            Ok((added, available))
+            }
+        });
+        outcome.map_err(StoreError::DuplicateStock)
     }
 
     /// Items of a digital product not yet delivered.

@@ -58,6 +58,9 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Transition(#[from] crate::domain::IllegalTransition),
+    /// A stock upload that would let the same item be sold twice; nothing was added.
+    #[error("{0}")]
+    DuplicateStock(DuplicateStock),
     #[error("invalid value stored in column {column}: {problem}")]
     Corrupt {
         column: &'static str,
@@ -72,6 +75,43 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+}
+
+/// Lines of a stock upload that repeat another: positions are 0-based indexes into the upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateStock {
+    /// `(line, earlier line it repeats)` within the upload.
+    pub repeated: Vec<(usize, usize)>,
+    /// Lines already in stock and not yet sold.
+    pub in_stock: Vec<usize>,
+}
+
+impl std::fmt::Display for DuplicateStock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SHOWN: usize = 10;
+        let mut parts: Vec<String> = self
+            .repeated
+            .iter()
+            .take(SHOWN)
+            .map(|(i, first)| format!("items[{i}] repeats items[{first}]"))
+            .collect();
+        parts.extend(
+            self.in_stock
+                .iter()
+                .take(SHOWN)
+                .map(|i| format!("items[{i}] is already in stock")),
+        );
+        let total = self.repeated.len() + self.in_stock.len();
+        let shown = self.repeated.len().min(SHOWN) + self.in_stock.len().min(SHOWN);
+        if total > shown {
+            parts.push(format!("and {} more", total - shown));
+        }
+        write!(
+            f,
+            "{total} duplicate item(s), nothing was added: {}",
+            parts.join("; ")
+        )
+    }
 }
 
 impl StoreError {
