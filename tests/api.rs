@@ -1343,6 +1343,50 @@ async fn a_refund_takes_the_commission_back_and_top_ups_are_not_refunded(db: &Te
         )
         .await;
     assert_eq!(status, 422);
+    // the same order rules as the bot's (src/domain/order.rs), each refusal naming its field
+    let service = db
+        .store
+        .create_product(
+            &telebot::store::ProductInput {
+                category_id: None,
+                kind: telebot::domain::ProductKind::Service,
+                name_en: "Design".into(),
+                name_zh: "设计".into(),
+                description_en: String::new(),
+                description_zh: String::new(),
+                price: Money::parse("9").unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    for (body, field) in [
+        (
+            json!({"user_id": buyer.id, "product_id": service.id, "quantity": 7}),
+            "quantity",
+        ),
+        (
+            json!({"user_id": buyer.id, "product_id": product.id, "quantity": 101}),
+            "quantity",
+        ),
+        (
+            json!({"user_id": buyer.id, "topup_amount": "0.5"}),
+            "topup_amount",
+        ),
+        (
+            json!({"user_id": buyer.id, "topup_amount": "10000.000001"}),
+            "topup_amount",
+        ),
+    ] {
+        let (status, err) = api.post("/orders", &t.service, body.clone()).await;
+        assert_eq!(
+            (status, err["error"]["field"].as_str()),
+            (422, Some(field)),
+            "{body}: {err}"
+        );
+    }
     // a broadcast Telegram could not parse is refused up front, naming the fault
     let (status, refused) = api
         .post(
