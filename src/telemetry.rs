@@ -172,6 +172,58 @@ fn describe() {
     for reason in ["retry_after", "network", "server"] {
         counter!("telegram_send_retries_total", "reason" => reason).increment(0);
     }
+    for kind in [
+        "command",
+        "text",
+        "other_message",
+        "callback",
+        "edited_message",
+        "other",
+        "repeated",
+        "ignored",
+    ] {
+        counter!("bot_updates_total", "kind" => kind).increment(0);
+    }
+    counter!("rate_limit_errors_total").increment(0);
+    for kind in SCANNER_ERROR_KINDS {
+        counter!("scanner_errors_total", "chain" => "tron", "kind" => *kind).increment(0);
+    }
+    for outcome in ["delivered", "retried", "given_up"] {
+        counter!("callbacks_total", "outcome" => outcome).increment(0);
+    }
+    // the dynamic actors; each supervised subsystem adds its own path when it starts
+    for subsystem in ["orders/order", "bot/session"] {
+        counter!("actor_restarts_total", "subsystem" => subsystem).increment(0);
+    }
+    gauge!("matcher_allocations_active", "chain" => "tron").set(0.0);
     gauge!("outbox_pending").set(0.0);
     gauge!("bot_sessions_active").set(0.0);
+    // histograms appear from start with zero observations
+    for name in [
+        "bot_update_duration_seconds",
+        "order_payment_duration_seconds",
+        "payment_detection_latency_seconds",
+    ] {
+        let _ = metrics::histogram!(name);
+    }
+    // the routes probes and scrapers call; every other route appears with its first request
+    for route in ["/healthz", "/readyz", "/metrics"] {
+        counter!("http_requests_total", "route" => route, "status" => "200").increment(0);
+        let _ = metrics::histogram!("http_request_duration_seconds", "route" => route);
+    }
 }
+
+/// Every `kind` of `scanner_errors_total`.
+pub const SCANNER_ERROR_KINDS: &[&str] = &[
+    "rate_limited",
+    "server_error",
+    "http_error",
+    "timeout",
+    "connect",
+    "malformed",
+    "api_error",
+    "node_error",
+    "out_of_order",
+    "store",
+    "conflicting_report",
+];

@@ -789,3 +789,60 @@ async fn a_customer_applies_as_an_agent_and_hears_when_approved() {
     assert!(info.text.contains("12.00%"), "{}", info.text);
     app.shutdown().await;
 }
+
+/// A web page an operator opens cannot post as the bot: the simulator's Bot API refuses GET and
+/// browser requests for every method that changes state.
+#[tokio::test]
+async fn a_web_page_cannot_post_as_the_bot_through_the_simulator() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    let u = SimUser::new(app.http_addr, 515);
+    u.say("/start").await;
+    u.expect(0, "Welcome").await;
+    let base = format!("http://{}/sim/bot0:simulator", app.http_addr);
+    let client = reqwest::Client::new();
+
+    let r = client
+        .get(format!("{base}/sendMessage?chat_id=515&text=pwned-by-link"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["ok"], false);
+    assert!(
+        body["description"].as_str().unwrap().contains("POST"),
+        "{body}"
+    );
+    let r = client
+        .get(format!("{base}/getUpdates?offset=1000000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405, "getUpdates confirms updates: not on GET");
+
+    let r = client
+        .post(format!("{base}/sendMessage"))
+        .header("Origin", "https://evil.example")
+        .header("Sec-Fetch-Site", "cross-site")
+        .form(&[("chat_id", "515"), ("text", "pwned-by-form")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    let chat = u.chat().await;
+    assert!(chat.iter().all(|m| !m.text.contains("pwned")), "{chat:?}");
+    // reading stays possible, and the bot itself (POST, no browser headers) is served
+    let r = client.get(format!("{base}/getMe")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .post(format!("{base}/sendMessage"))
+        .json(&serde_json::json!({"chat_id": 515, "text": "from the bot"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    u.expect(0, "from the bot").await;
+    app.shutdown().await;
+}

@@ -181,7 +181,38 @@ fn serves_on_the_embedded_default_and_stops_cleanly_on_sigterm() {
     }
     let (code, metrics) = get(&addr, "/metrics");
     assert_eq!(code, 200);
-    assert!(metrics.contains("matcher_allocations_active"), "{metrics}");
+    // a fresh instance exports every documented family, at zero for its known label values,
+    // so rate() and absent() alerts work from the first scrape
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/OPERATIONS.md"))
+        .unwrap();
+    let families: Vec<&str> = docs
+        .lines()
+        .filter(|l| {
+            l.contains("| counter |") || l.contains("| gauge |") || l.contains("| histogram |")
+        })
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    assert!(families.len() >= 20, "{families:?}");
+    for family in &families {
+        assert!(
+            metrics.lines().any(|l| !l.starts_with('#')
+                && (l.starts_with(&format!("{family} "))
+                    || l.starts_with(&format!("{family}{{"))
+                    || l.starts_with(&format!("{family}_count")))),
+            "{family} has no series on a fresh instance"
+        );
+    }
+    for series in [
+        "bot_updates_total{kind=\"callback\"} 0",
+        "scanner_errors_total{chain=\"tron\",kind=\"timeout\"} 0",
+        "actor_restarts_total{subsystem=\"payments/matcher\"} 0",
+        "actor_restarts_total{subsystem=\"bot/session\"} 0",
+        "callbacks_total{outcome=\"given_up\"} 0",
+        "rate_limit_errors_total 0",
+        "orders_created_total 0",
+    ] {
+        assert!(metrics.contains(series), "{series} missing");
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

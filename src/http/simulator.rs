@@ -154,6 +154,36 @@ fn markup(v: &Value) -> Option<Value> {
     }
 }
 
+/// Bot API methods that only read: the only ones answered on GET.
+const READ_ONLY_METHODS: [&str; 2] = ["getme", "getwebhookinfo"];
+
+/// The bot side of the simulator changes chats, so a web page an operator happens to open must
+/// not be able to call it: a link or image (GET) or a cross-site form (a browser request, which
+/// carries `Origin` or `Sec-Fetch-Site`) is refused for every method that changes state. The bot
+/// itself (teloxide) calls with POST and sends neither header.
+fn refuse_from_browser_or_get(name: &str, method: &str, request: &Request) -> Option<ApiFailure> {
+    if READ_ONLY_METHODS.contains(&name) {
+        return None;
+    }
+    if request.method() != axum::http::Method::POST {
+        return Some(ApiFailure {
+            code: 405,
+            description: format!("Method Not Allowed: {method} changes state; call it with POST"),
+        });
+    }
+    let headers = request.headers();
+    let from_browser = headers.contains_key(axum::http::header::ORIGIN)
+        || headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v.as_bytes() != b"none");
+    from_browser.then(|| ApiFailure {
+        code: 403,
+        description: format!(
+            "Forbidden: {method} is the bot's side of the simulator and is not called from a web page"
+        ),
+    })
+}
+
 async fn bot_api(
     State(sim): Sim,
     Path((bot_token, method)): Path<(String, String)>,
@@ -165,12 +195,16 @@ async fn bot_api(
             description: "Not Found".into(),
         });
     }
+    let name = method.to_ascii_lowercase();
+    if let Some(refusal) = refuse_from_browser_or_get(&name, &method, &request) {
+        return fail(refusal);
+    }
     let params = match read_params(request).await {
         Ok(p) => p,
         Err(f) => return fail(f),
     };
     let v = &params.values;
-    let result = match method.to_ascii_lowercase().as_str() {
+    let result = match name.as_str() {
         "getme" => Ok(sim.get_me()),
         "getwebhookinfo" => Ok(sim.webhook_info()),
         "deletewebhook" | "close" | "logout" => Ok(json!(true)),

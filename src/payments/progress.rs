@@ -56,6 +56,11 @@ impl ChainProgress {
                 ..Default::default()
             })
             .indexing_margin_ms = indexing_margin_ms.max(0);
+        // exported from the start: until its first poll a scanner has read nothing, so its lag
+        // is the whole time since the epoch, which any lag alert treats as behind
+        let position = self.sources.get(source).map_or(0, |e| e.position);
+        metrics::gauge!("scanner_lag_seconds", "chain" => "tron", "source" => source.to_owned())
+            .set(((now_ms() - position).max(0) as f64) / 1000.0);
     }
 
     /// Scanners without a successful poll for longer than `threshold_ms`, with what is known.

@@ -206,7 +206,13 @@ impl Actor for Supervisor {
                 .children
                 .iter()
                 .map(|spec| Child {
-                    path: self.child_path(&spec.name),
+                    path: {
+                        let path = self.child_path(&spec.name);
+                        // exported at zero from the start, so rate() and absent() work at once
+                        metrics::counter!("actor_restarts_total", "subsystem" => path.clone())
+                            .increment(0);
+                        path
+                    },
                     spec: spec.clone(),
                     cell: None,
                     budget: RestartBudget::default(),
