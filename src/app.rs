@@ -252,7 +252,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     // the HTTP server starts before the tree: the bot's intake polls the simulator through it
     let (stop_http, stop_rx) = watch::channel(false);
     let router = crate::http::router(app.clone());
-    let http = spawn_server(listener, router, stop_rx.clone());
+    let limits = crate::http::serve::Limits {
+        max_connections: config.http.max_connections,
+        header_read_timeout: config.http.header_read_timeout,
+        idle_timeout: config.http.idle_timeout,
+    };
+    let http = spawn_server(listener, router, limits, stop_rx.clone());
     if config.metrics.enabled && !config.metrics.addr.is_empty() {
         let addr: SocketAddr = config
             .metrics
@@ -265,7 +270,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let metrics_router =
             axum::Router::new().route("/metrics", axum::routing::get(crate::http::health::metrics));
         // runs until the same shutdown signal; its handle is not awaited: it has no work in flight
-        drop(spawn_server(metrics_listener, metrics_router, stop_rx));
+        drop(spawn_server(
+            metrics_listener,
+            metrics_router,
+            limits,
+            stop_rx,
+        ));
     }
     let (root, root_done) = match Actor::spawn(None, root_supervisor(&app), ()).await {
         Ok(r) => r,
@@ -562,17 +572,8 @@ fn millis(d: Duration) -> i64 {
 fn spawn_server(
     listener: TcpListener,
     router: axum::Router,
-    mut stop: watch::Receiver<bool>,
+    limits: crate::http::serve::Limits,
+    stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "http server failed");
-        }
-    })
+    tokio::spawn(crate::http::serve::serve(listener, router, limits, stop))
 }

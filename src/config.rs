@@ -172,6 +172,11 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     #[serde(with = "duration_str")]
     pub shutdown_grace: Duration,
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    #[serde(with = "duration_str")]
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -466,6 +471,20 @@ impl Config {
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
             ));
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least 1",
+            ));
+        }
+        for (key, d) in [
+            ("http.header_read_timeout", self.http.header_read_timeout),
+            ("http.idle_timeout", self.http.idle_timeout),
+        ] {
+            if d < Duration::from_millis(100) {
+                return Err(ConfigError::invalid(key, "must be at least 100ms"));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(ConfigError::invalid(

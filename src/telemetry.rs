@@ -156,7 +156,17 @@ fn describe() {
         "telegram_send_retries_total",
         "Bot API calls retried (after 429, a network fault or a server fault), by reason"
     );
+    describe_gauge!(
+        "http_connections_active",
+        "HTTP connections open and served (overflow connections not counted)"
+    );
+    describe_counter!(
+        "http_connections_over_limit_total",
+        "Connections arriving at http.max_connections (room made by closing the idlest, or /healthz only)"
+    );
+    gauge!("http_connections_active").set(0.0);
     for name in [
+        "http_connections_over_limit_total",
         "rate_limited_total",
         "orders_created_total",
         "orders_paid_total",
