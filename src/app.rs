@@ -93,8 +93,8 @@ pub struct App {
     pub simulator: Option<Arc<Simulator>>,
     /// Secret Telegram echoes on webhook calls.
     pub webhook_secret: Secret,
-    /// Recent failed dashboard logins per name (brute-force guard).
-    pub login_failures: dashmap::DashMap<String, (u32, std::time::Instant)>,
+    /// Dashboard login throttling and the password-check pool.
+    pub login_guard: crate::http::login_guard::LoginGuard,
     /// Whether this instance runs the singletons (always, on SQLite).
     pub leadership: Leadership,
 }
@@ -241,7 +241,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         bot_env,
         simulator,
         webhook_secret,
-        login_failures: dashmap::DashMap::new(),
+        login_guard: crate::http::login_guard::LoginGuard::new(),
         leadership: if config.is_sqlite() {
             Leadership::sole()
         } else {

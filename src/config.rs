@@ -353,6 +353,7 @@ pub struct SecurityConfig {
     pub webhook_secret: Secret,
     #[serde(with = "duration_str")]
     pub webhook_replay_window: Duration,
+    pub client_address_header: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -470,6 +471,14 @@ impl Config {
             return Err(ConfigError::invalid(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let header = &self.security.client_address_header;
+        if !header.is_empty() && reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            return Err(ConfigError::invalid(
+                "security.client_address_header",
+                "must be an HTTP header name, like x-forwarded-for",
             ));
         }
         if self.http.max_connections == 0 {

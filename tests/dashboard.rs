@@ -246,6 +246,140 @@ async fn repeated_wrong_passwords_lock_the_name() {
     app.shutdown().await;
 }
 
+/// 60 parallel guesses get at most 10 password checks; one address is throttled across names
+/// while another is not; what was typed as a username is never kept when it is not an account.
+#[tokio::test]
+async fn a_login_flood_is_counted_before_checking_and_keeps_no_secret() {
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    account(&db, "boss", Role::Admin).await;
+    let base = format!("http://{}", app.http_addr);
+    let login = |c: reqwest::Client, body: Value| {
+        let url = format!("{base}/admin/api/login");
+        async move {
+            let r = c.post(url).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let retry = r.headers().get("retry-after").cloned();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry, body)
+        }
+    };
+    let c = client();
+    let guesses = futures_util::future::join_all((0..60).map(|i| {
+        login(
+            c.clone(),
+            json!({"username": "boss", "password": format!("guess{i}")}),
+        )
+    }))
+    .await;
+    let checked = guesses.iter().filter(|(s, _, _)| *s == 401).count();
+    assert!(
+        checked <= 10,
+        "{checked} of 60 parallel guesses were checked"
+    );
+    for (status, retry, body) in &guesses {
+        assert!(*status == 401 || *status == 429, "{status} {body}");
+        if *status == 429 {
+            assert!(retry.is_some(), "429 says when to retry: {body}");
+            assert!(["locked", "busy"].contains(&body["error"]["code"].as_str().unwrap()));
+        }
+    }
+    let failed_for_boss = |db: &TestDb| {
+        let store = db.store.clone();
+        async move {
+            store
+                .list_audit(
+                    &telebot::store::AuditFilter {
+                        entity_id: Some("boss".into()),
+                        ..Default::default()
+                    },
+                    telebot::store::Page {
+                        limit: 200,
+                        offset: 0,
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.action == "login.failed")
+                .count()
+        }
+    };
+    assert!(failed_for_boss(&db).await <= 10);
+
+    // a password typed into the username field is not kept
+    let (status, _, _) = login(
+        c.clone(),
+        json!({"username": "Tr0ub4dor&3-secret", "password": "x"}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let all = db
+        .store
+        .list_audit(
+            &telebot::store::AuditFilter::default(),
+            telebot::store::Page {
+                limit: 200,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(all.iter().all(|e| !e.entity_id.contains("Tr0ub4dor")));
+    assert!(all.iter().any(|e| e.entity_id.starts_with("unknown#")));
+    // an over-long name is refused before anything is stored
+    let before = all.len();
+    let (status, _, body) = login(
+        c.clone(),
+        json!({"username": "x".repeat(30_000), "password": "x"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("username"))
+    );
+    let after = db
+        .store
+        .list_audit(
+            &telebot::store::AuditFilter::default(),
+            telebot::store::Page {
+                limit: 200,
+                offset: 0,
+            },
+        )
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, before);
+
+    // the same address is throttled across names (50 per 15 minutes) ...
+    let mut locked = false;
+    for i in 0..60 {
+        let (status, _, body) = login(
+            c.clone(),
+            json!({"username": format!("nobody{i}"), "password": "x"}),
+        )
+        .await;
+        if status == 429 && body["error"]["code"] == "locked" {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "one address cannot try names without end");
+    // ... while another address still logs in
+    let elsewhere = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let (status, _, body) = login(
+        elsewhere,
+        json!({"username": "nobody-else", "password": "x"}),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_demo_end_to_end_in_a_real_browser() {
     if !common::webdriver::available() {

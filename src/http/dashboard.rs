@@ -6,11 +6,13 @@
 //! origin, no inline script), and the script renders every value from users and products as
 //! text, never as markup.
 
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,10 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::api::ApiJson;
-use super::auth::{
-    CSRF_HEADER, Caller, SESSION_COOKIE, constant_time_eq, hash_token, verify_password,
-};
+use super::auth::{CSRF_HEADER, Caller, SESSION_COOKIE, constant_time_eq, hash_token};
 use super::error::ApiError;
+use super::login_guard::{MAX_USERNAME_CHARS, Refusal};
 use crate::domain::{Role, now_ms};
 use crate::store::AuditRecord;
 
@@ -32,9 +33,6 @@ const STYLE: &str = include_str!("../../assets/dashboard/app.css");
 
 /// How long a dashboard session lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
-/// Failed logins of one name allowed within `LOCKOUT_WINDOW` before it is locked for the rest of it.
-const MAX_FAILED_LOGINS: u32 = 10;
-const LOCKOUT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -111,61 +109,107 @@ fn me_of(app: &AppState, name: String, role: Role, csrf: String) -> Me {
     }
 }
 
-/// Refuses a name that failed too often lately (brute force on passwords; tokens are 256 random
-/// bits and need no such guard).
-fn guard(app: &AppState, name: &str) -> Result<(), ApiError> {
-    app.login_failures
-        .retain(|_, (_, since)| since.elapsed() <= LOCKOUT_WINDOW);
-    let mut entry = app
-        .login_failures
-        .entry(name.to_owned())
-        .or_insert((0, Instant::now()));
-    if entry.1.elapsed() > LOCKOUT_WINDOW {
-        *entry = (0, Instant::now());
-    }
-    if entry.0 >= MAX_FAILED_LOGINS {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
+fn refused(r: Refusal) -> ApiError {
+    let (code, message, retry_after) = match r {
+        Refusal::Locked { retry_after } => (
             "locked",
-            "too many failed logins; try again in 15 minutes",
-        ));
-    }
-    Ok(())
+            format!(
+                "too many failed logins; try again in {} minutes",
+                retry_after.as_secs().div_ceil(60)
+            ),
+            retry_after.as_secs().max(1),
+        ),
+        Refusal::Busy => (
+            "busy",
+            "too many logins are being checked; try again in a second".to_owned(),
+            1,
+        ),
+    };
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message).with_retry_after(retry_after)
 }
 
-fn record_failure(app: &AppState, name: &str) {
-    app.login_failures
-        .entry(name.to_owned())
-        .or_insert((0, Instant::now()))
-        .0 += 1;
+/// The address a login comes from: the TCP peer, or with `security.client_address_header` set
+/// (behind a reverse proxy) the last address in that header, which the proxy wrote.
+fn client_address(app: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+    let header = app.config.security.client_address_header.as_str();
+    if !header.is_empty()
+        && let Some(ip) = headers
+            .get_all(header)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .last()
+    {
+        return ip;
+    }
+    peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip())
+}
+
+/// A name an account could have (3 to 32 letters, digits, dots, dashes or underscores).
+fn could_be_account(name: &str) -> bool {
+    (3..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 async fn login(
     State(app): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
+    let address = client_address(&app, &headers, peer.map(|Extension(ConnectInfo(p))| p));
     let (subject, name, role, agent_id) = match (body.username, body.password, body.token) {
         (Some(username), Some(password), None) => {
-            let username = username.trim().to_owned();
-            guard(&app, &username)?;
-            let account = app.store.dashboard_user(&username).await?;
-            let ok = match &account {
-                Some(a) => verify_password(&password, &a.password_hash),
-                // spend the same time on unknown names
-                None => verify_password(&password, DUMMY_HASH),
+            let username = username.trim();
+            if username.chars().count() > MAX_USERNAME_CHARS {
+                return Err(ApiError::invalid(
+                    "username",
+                    format!("at most {MAX_USERNAME_CHARS} characters"),
+                ));
+            }
+            let attempt = app
+                .login_guard
+                .reserve(Some(username), address)
+                .map_err(refused)?;
+            let account = if could_be_account(username) {
+                app.store.dashboard_user(username).await?
+            } else {
+                None
             };
-            let Some(account) = account.filter(|_| ok) else {
-                record_failure(&app, &username);
-                app.store
-                    .audit(AuditRecord::new(
-                        "dashboard",
-                        "login.failed",
-                        "dashboard_user",
-                        &username,
-                    ))
-                    .await?;
-                return Err(ApiError::unauthorized("wrong username or password"));
+            // unknown names cost the same check, so timing does not tell which names exist
+            let hash = account
+                .as_ref()
+                .map_or(DUMMY_HASH, |a| a.password_hash.as_str());
+            let ok = match app.login_guard.check_password(&password, hash).await {
+                Ok(ok) => ok,
+                Err(r) => {
+                    attempt.not_tried();
+                    return Err(refused(r));
+                }
             };
+            let account = match account {
+                Some(a) if ok => a,
+                other => {
+                    let recorded = match other {
+                        Some(a) => a.username,
+                        None => app.login_guard.unknown_name(username),
+                    };
+                    drop(attempt);
+                    app.store
+                        .audit(AuditRecord::new(
+                            "dashboard",
+                            "login.failed",
+                            "dashboard_user",
+                            &recorded,
+                        ))
+                        .await?;
+                    return Err(ApiError::unauthorized("wrong username or password"));
+                }
+            };
+            attempt.succeeded();
             app.store.touch_dashboard_login(account.id).await?;
             (
                 format!("dashboard:{}", account.username),
@@ -175,8 +219,15 @@ async fn login(
             )
         }
         (None, None, Some(token)) => {
-            let found = app.store.token_by_hash(&hash_token(token.trim())).await?;
+            let attempt = app.login_guard.reserve(None, address).map_err(refused)?;
+            let token = token.trim();
+            let found = if token.is_empty() || token.len() > 200 {
+                None
+            } else {
+                app.store.token_by_hash(&hash_token(token)).await?
+            };
             let Some(t) = found else {
+                drop(attempt);
                 app.store
                     .audit(AuditRecord::new(
                         "dashboard",
@@ -187,6 +238,7 @@ async fn login(
                     .await?;
                 return Err(ApiError::unauthorized("unknown or revoked token"));
             };
+            attempt.succeeded();
             (format!("token:{}", t.id), t.name, t.role, t.agent_id)
         }
         _ => {

@@ -20,6 +20,7 @@ pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod internal;
+pub mod login_guard;
 pub mod serve;
 pub mod simulator;
 pub mod telegram;
