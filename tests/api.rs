@@ -938,31 +938,22 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
     assert_eq!(commissions["items"][0]["status"], "paid");
 
     // narrowing permissions and suspending take effect at once
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"permissions": ["view_referrals"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let set_agent = |body: Value| {
+        let api = &api;
+        let operator = t.operator.clone();
+        async move {
+            api.put(&format!("/agents/{agent_id}"), &operator, body)
+                .await
+                .0
+        }
+    };
+    assert_eq!(
+        set_agent(json!({"permissions": ["view_referrals"]})).await,
+        200
+    );
     assert_eq!(api.get("/orders", &lin).await.0, 403);
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"permissions": ["fly"]}),
-        )
-        .await;
-    assert_eq!(status, 422);
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"status": "suspended"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(set_agent(json!({"permissions": ["fly"]})).await, 422);
+    assert_eq!(set_agent(json!({"status": "suspended"})).await, 200);
     // a suspended agent's token stops working everywhere, not only where permissions apply
     for path in [
         "/users".to_owned(),
@@ -986,31 +977,14 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
             .0,
         403
     );
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"status": "active", "permissions": ["view_referrals", "view_orders"]}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        set_agent(json!({"status": "active", "permissions": ["view_referrals", "view_orders"]}))
+            .await,
+        200
+    );
     assert_eq!(api.get(&format!("/agents/{agent_id}"), &lin).await.0, 200);
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"status": "suspended"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = api
-        .put(
-            &format!("/agents/{agent_id}"),
-            &t.operator,
-            json!({"status": "pending"}),
-        )
-        .await;
-    assert_eq!(status, 409);
+    assert_eq!(set_agent(json!({"status": "suspended"})).await, 200);
+    assert_eq!(set_agent(json!({"status": "pending"})).await, 409);
     let (_, active) = api.get("/agents?status=active", &t.operator).await;
     assert!(
         active["items"]
@@ -1344,24 +1318,14 @@ async fn a_refund_takes_the_commission_back_and_top_ups_are_not_refunded(db: &Te
         .await;
     assert_eq!(status, 422);
     // the same order rules as the bot's (src/domain/order.rs), each refusal naming its field
-    let service = db
-        .store
-        .create_product(
-            &telebot::store::ProductInput {
-                category_id: None,
-                kind: telebot::domain::ProductKind::Service,
-                name_en: "Design".into(),
-                name_zh: "设计".into(),
-                description_en: String::new(),
-                description_zh: String::new(),
-                price: Money::parse("9").unwrap(),
-                hidden: false,
-                position: 0,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let service = common::product(
+        &db.store,
+        telebot::domain::ProductKind::Service,
+        "Design",
+        "",
+        "9",
+    )
+    .await;
     for (body, field) in [
         (
             json!({"user_id": buyer.id, "product_id": service.id, "quantity": 7}),

@@ -9,7 +9,7 @@ use common::chain::{TronGrid, transfer_to};
 use common::sim::SimUser;
 use common::{TestDb, WALLET, shop, start_app, wait_for};
 use telebot::domain::{Money, OrderStatus, ProductKind};
-use telebot::store::{OrderFilter, Page, ProductInput};
+use telebot::store::{OrderFilter, Page};
 
 const LIMIT: Duration = Duration::from_secs(15);
 
@@ -171,24 +171,14 @@ async fn a_referral_link_binds_the_agent_on_first_contact_only() {
     let user = db.store.user_by_telegram_id(503).await.unwrap().unwrap();
     assert_eq!(user.referred_by_agent_id, Some(alice.id));
     // a link to a product opens it
-    let p = db
-        .store
-        .create_product(
-            &ProductInput {
-                category_id: None,
-                kind: ProductKind::Service,
-                name_en: "Audit".into(),
-                name_zh: "审计".into(),
-                description_en: "A careful look".into(),
-                description_zh: String::new(),
-                price: Money::parse("30").unwrap(),
-                hidden: false,
-                position: 0,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let p = common::product(
+        &db.store,
+        ProductKind::Service,
+        "Audit",
+        "A careful look",
+        "30",
+    )
+    .await;
     let v = u.version().await;
     u.say(&format!("/start p_{}", p.id)).await;
     u.expect(v, "A careful look").await;
@@ -269,24 +259,14 @@ async fn a_forged_callback_for_another_users_order_does_nothing() {
 async fn names_and_requests_cannot_inject_markup() {
     let db = TestDb::sqlite().await;
     let app = start_app(&db.url, &[]).await;
-    let p = db
-        .store
-        .create_product(
-            &ProductInput {
-                category_id: None,
-                kind: ProductKind::Service,
-                name_en: "Design <i>work</i>".into(),
-                name_zh: "设计".into(),
-                description_en: "x".into(),
-                description_zh: "x".into(),
-                price: Money::parse("1").unwrap(),
-                hidden: false,
-                position: 0,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let p = common::product(
+        &db.store,
+        ProductKind::Service,
+        "Design <i>work</i>",
+        "x",
+        "1",
+    )
+    .await;
     let eve = SimUser::new(app.http_addr, 508);
     eve.say_as("/start", "<b>Boss</b> & co", "en").await;
     let menu = eve.expect(0, "Welcome").await;
@@ -369,24 +349,7 @@ async fn unexpected_updates_never_break_the_bot() {
 async fn the_bot_subsystem_restarts_mid_conversation_and_the_conversation_goes_on() {
     let db = TestDb::sqlite().await;
     let app = start_app(&db.url, &[]).await;
-    let p = db
-        .store
-        .create_product(
-            &ProductInput {
-                category_id: None,
-                kind: ProductKind::Service,
-                name_en: "Logo".into(),
-                name_zh: "标志".into(),
-                description_en: "A logo".into(),
-                description_zh: String::new(),
-                price: Money::parse("40").unwrap(),
-                hidden: false,
-                position: 0,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let p = common::product(&db.store, ProductKind::Service, "Logo", "A logo", "40").await;
     let u = SimUser::new(app.http_addr, 510);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
@@ -594,27 +557,8 @@ async fn forged_or_old_order_buttons_create_no_order() {
     )
     .await;
     let (_, digital) = shop(&db.store, 513, "2", 20).await;
-    let input = |kind, name: &str, price: &str| ProductInput {
-        category_id: None,
-        kind,
-        name_en: name.into(),
-        name_zh: name.into(),
-        description_en: String::new(),
-        description_zh: String::new(),
-        price: Money::parse(price).unwrap(),
-        hidden: false,
-        position: 0,
-    };
-    let service = db
-        .store
-        .create_product(&input(ProductKind::Service, "Design", "9"), "test")
-        .await
-        .unwrap();
-    let topup = db
-        .store
-        .create_product(&input(ProductKind::Topup, "Top-up", "0"), "test")
-        .await
-        .unwrap();
+    let service = common::product(&db.store, ProductKind::Service, "Design", "", "9").await;
+    let topup = common::product(&db.store, ProductKind::Topup, "Top-up", "", "0").await;
     let u = SimUser::new(app.http_addr, 513);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
@@ -710,24 +654,7 @@ async fn idle_sessions_stop_and_come_back_with_their_state() {
         &[("TELEBOT__TELEGRAM__SESSION_IDLE_TIMEOUT", "300ms")],
     )
     .await;
-    let p = db
-        .store
-        .create_product(
-            &ProductInput {
-                category_id: None,
-                kind: ProductKind::Service,
-                name_en: "Review".into(),
-                name_zh: "评审".into(),
-                description_en: "x".into(),
-                description_zh: String::new(),
-                price: Money::parse("2").unwrap(),
-                hidden: false,
-                position: 0,
-            },
-            "test",
-        )
-        .await
-        .unwrap();
+    let p = common::product(&db.store, ProductKind::Service, "Review", "x", "2").await;
     let u = SimUser::new(app.http_addr, 512);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;

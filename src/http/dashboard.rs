@@ -136,10 +136,10 @@ fn client_address(app: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>)
         && let Some(ip) = headers
             .get_all(header)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-            .last()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|a| a.trim().parse::<IpAddr>().ok())
     {
         return ip;
     }

@@ -152,6 +152,33 @@ pub async fn start_app(db_url: &str, vars: &[(&str, &str)]) -> telebot::app::Run
         .expect("instance starts")
 }
 
+/// A visible product without a category; its Chinese name is the English one.
+pub async fn product(
+    store: &Store,
+    kind: telebot::domain::ProductKind,
+    name: &str,
+    description: &str,
+    price: &str,
+) -> telebot::store::Product {
+    store
+        .create_product(
+            &telebot::store::ProductInput {
+                category_id: None,
+                kind,
+                name_en: name.into(),
+                name_zh: name.into(),
+                description_en: description.into(),
+                description_zh: String::new(),
+                price: telebot::domain::Money::parse(price).unwrap(),
+                hidden: false,
+                position: 0,
+            },
+            "test",
+        )
+        .await
+        .unwrap()
+}
+
 /// A customer and a digital product with stock, in the given store.
 pub async fn shop(
     store: &Store,
