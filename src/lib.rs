@@ -53,7 +53,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         if running.app.simulator.is_some() {
             // real wallets, but no Telegram token: the simulator's user side has no login
             tracing::warn!(
-                "no telegram.token: customers are simulated at http://{}/sim, which anyone who                  can reach this address may use; payments to the configured wallets are real.                  Keep http.addr private or set telegram.token",
+                "no telegram.token: customers are simulated at http://{}/sim, which anyone who \
+                 can reach this address may use; payments to the configured wallets are real. \
+                 Keep http.addr private or set telegram.token",
                 running.http_addr
             );
         }

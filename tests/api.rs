@@ -108,7 +108,7 @@ async fn tokens(db: &TestDb) -> Tokens {
                 name: "Reseller".into(),
                 code: "reseller".into(),
                 commission_bps: 1_000,
-                status: "active",
+                status: telebot::domain::AgentStatus::Active,
             },
             "test",
         )
@@ -142,7 +142,7 @@ async fn every_endpoint_checks_its_roles(db: &TestDb) {
                 name: "Other".into(),
                 code: "other".into(),
                 commission_bps: 0,
-                status: "active",
+                status: telebot::domain::AgentStatus::Active,
             },
             "test",
         )
@@ -985,6 +985,11 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
     assert_eq!(api.get(&format!("/agents/{agent_id}"), &lin).await.0, 200);
     assert_eq!(set_agent(json!({"status": "suspended"})).await, 200);
     assert_eq!(set_agent(json!({"status": "pending"})).await, 409);
+    assert_eq!(
+        set_agent(json!({"status": "flying"})).await,
+        422,
+        "not a status at all"
+    );
     let (_, active) = api.get("/agents?status=active", &t.operator).await;
     assert!(
         active["items"]

@@ -158,7 +158,7 @@ async fn a_referral_link_binds_the_agent_on_first_contact_only() {
         name: code.to_owned(),
         code: code.to_owned(),
         commission_bps: 1_000,
-        status: "active",
+        status: telebot::domain::AgentStatus::Active,
     };
     let alice = db.store.create_agent(&mk("alice"), "test").await.unwrap();
     db.store.create_agent(&mk("bob"), "test").await.unwrap();
@@ -688,7 +688,7 @@ async fn a_customer_applies_as_an_agent_and_hears_when_approved() {
     );
     let user = db.store.user_by_telegram_id(520).await.unwrap().unwrap();
     let agent = db.store.agent_by_user(user.id).await.unwrap().unwrap();
-    assert_eq!(agent.status, "pending");
+    assert_eq!(agent.status, telebot::domain::AgentStatus::Pending);
     let v = u.version().await;
     u.say("/agent").await;
     u.expect(v, "waiting for review").await;
@@ -696,7 +696,7 @@ async fn a_customer_applies_as_an_agent_and_hears_when_approved() {
         .update_agent(
             agent.id,
             &telebot::store::AgentUpdate {
-                status: Some("active".into()),
+                status: Some(telebot::domain::AgentStatus::Active),
                 commission_bps: Some(1_200),
                 ..Default::default()
             },

@@ -1234,7 +1234,7 @@ async fn the_payment_api_needs_a_token_and_respects_agents() {
                 name: "someone else".into(),
                 code: "other".into(),
                 commission_bps: 500,
-                status: "active",
+                status: telebot::domain::AgentStatus::Active,
             },
             "test",
         )

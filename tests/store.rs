@@ -113,7 +113,7 @@ async fn new_agent(store: &Store, code: &str) -> Agent {
                 name: format!("agent {code}"),
                 code: code.to_owned(),
                 commission_bps: 1_000,
-                status: "active",
+                status: telebot::domain::AgentStatus::Active,
             },
             "test",
         )
@@ -139,7 +139,7 @@ async fn referral_binds_first_touch_only(store: &Store) {
                     name: "dup".into(),
                     code: "alpha".into(),
                     commission_bps: 0,
-                    status: "pending",
+                    status: telebot::domain::AgentStatus::Pending,
                 },
                 "test"
             )

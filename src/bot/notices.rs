@@ -177,7 +177,7 @@ async fn agent_approved(
     let agent = store.agent(agent_id).await?;
     let user = store.user(user_id).await?;
     let lang = super::texts::parse_language(&user.language);
-    let link = crate::http::api::agents::referral_link(&shop.bot_username, &agent.code);
+    let link = crate::domain::agent::referral_link(&shop.bot_username, &agent.code);
     let text = tf(
         lang,
         "agent.approved",

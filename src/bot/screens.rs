@@ -18,7 +18,7 @@ use super::{Awaiting, BotEnv, MAX_REQUEST_CHARS, Session};
 use crate::config::Language;
 use crate::domain::order::{TOPUP_MAX, TOPUP_MIN, check_topup, product_order_price};
 use crate::domain::{
-    Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, now_ms, utc_minutes,
+    AgentStatus, Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, now_ms, utc_minutes,
 };
 use crate::messages::orders::OrderError;
 use crate::store::{NewOrder, Order, OrderFilter, Page, PayOutcome, ProductFilter, StoreError};
@@ -1132,17 +1132,19 @@ pub fn commands(lang: Language) -> Vec<teloxide::types::BotCommand> {
 async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError> {
     let lang = s.lang;
     match env.store.agent_by_user(s.user_id).await? {
-        Some(a) if a.status == "pending" => say(env, s, t(lang, "agent.already")).await,
-        Some(a) if a.status == "rejected" => say(env, s, t(lang, "agent.rejected")).await,
-        Some(a) if a.status == "active" || a.status == "suspended" => {
+        Some(a) if a.status == AgentStatus::Pending => say(env, s, t(lang, "agent.already")).await,
+        Some(a) if a.status == AgentStatus::Rejected => {
+            say(env, s, t(lang, "agent.rejected")).await
+        }
+        Some(a) => {
             let st = env.store.agent_stats(a.id).await?;
-            let link = crate::http::api::agents::referral_link(&env.bot_username, &a.code);
+            let link = crate::domain::agent::referral_link(&env.bot_username, &a.code);
             let bps = format!("{}.{:02}", a.commission_bps / 100, a.commission_bps % 100);
             let text = tf(
                 lang,
                 "agent.info",
                 &[
-                    ("status", &a.status),
+                    ("status", &a.status.as_str()),
                     ("link", &link),
                     ("referred", &st.referred_users),
                     ("orders", &st.paid_orders),
@@ -1173,7 +1175,9 @@ async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(), BotError
 async fn apply_as_agent(env: &BotEnv, s: &Session) -> Result<String, BotError> {
     let lang = s.lang;
     match env.store.agent_by_user(s.user_id).await? {
-        Some(a) if a.status == "rejected" => return Ok(t(lang, "agent.rejected").to_owned()),
+        Some(a) if a.status == AgentStatus::Rejected => {
+            return Ok(t(lang, "agent.rejected").to_owned());
+        }
         Some(_) => return Ok(t(lang, "agent.already").to_owned()),
         None => {}
     }
@@ -1182,9 +1186,9 @@ async fn apply_as_agent(env: &BotEnv, s: &Session) -> Result<String, BotError> {
             &crate::store::NewAgent {
                 user_id: Some(s.user_id),
                 name: s.first_name.clone(),
-                code: crate::http::api::agents::new_code(),
+                code: crate::domain::agent::new_code(),
                 commission_bps: 0,
-                status: "pending",
+                status: AgentStatus::Pending,
             },
             &format!("user:{}", s.user_id),
         )

@@ -46,12 +46,15 @@ macro_rules! string_enum {
     };
 }
 
+pub mod account;
+pub mod agent;
 pub mod allocation;
 pub mod money;
 pub mod order;
 pub mod role;
 pub mod tron;
 
+pub use agent::AgentStatus;
 pub use money::{Money, MoneyError};
 pub use order::{IllegalTransition, OrderRuleError, OrderStatus, ProductKind, ProductOffer};
 pub use role::Role;

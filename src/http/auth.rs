@@ -154,11 +154,11 @@ impl Caller {
             ));
         };
         let status = match app.store.agent(id).await {
-            Ok(agent) => agent.status,
+            Ok(agent) => agent.status.to_string(),
             Err(crate::store::StoreError::NotFound(_)) => "removed".to_owned(),
             Err(e) => return Err(e.into()),
         };
-        if status == "active" {
+        if status == crate::domain::AgentStatus::Active.as_str() {
             Ok(())
         } else {
             Err(ApiError::new(

@@ -146,14 +146,6 @@ fn client_address(app: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>)
     peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip())
 }
 
-/// A name an account could have (3 to 32 letters, digits, dots, dashes or underscores).
-fn could_be_account(name: &str) -> bool {
-    (3..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-}
-
 async fn login(
     State(app): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -174,7 +166,7 @@ async fn login(
                 .login_guard
                 .reserve(Some(username), address)
                 .map_err(refused)?;
-            let account = if could_be_account(username) {
+            let account = if crate::domain::account::is_account_name(username) {
                 app.store.dashboard_user(username).await?
             } else {
                 None

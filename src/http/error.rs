@@ -115,6 +115,9 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(t) => {
                 ApiError::new(StatusCode::CONFLICT, "illegal_transition", t.to_string())
             }
+            StoreError::AgentTransition(t) => {
+                ApiError::new(StatusCode::CONFLICT, "illegal_transition", t.to_string())
+            }
             other => ApiError::internal(other),
         }
     }

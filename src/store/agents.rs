@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::audit::{AuditRecord, append_audit};
 use super::outbox::enqueue_outbox;
 use super::{Store, StoreError, StoreResult, in_tx, on_pool};
-use crate::domain::now_ms;
+use crate::domain::{AgentStatus, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Agent {
@@ -15,7 +15,8 @@ pub struct Agent {
     pub name: String,
     pub code: String,
     pub commission_bps: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: AgentStatus,
     pub permissions: String,
     pub payout_address: Option<String>,
     pub created_at: i64,
@@ -28,8 +29,8 @@ pub struct NewAgent {
     pub name: String,
     pub code: String,
     pub commission_bps: u32,
-    /// `pending` (applied through the bot) or `active` (created by an operator).
-    pub status: &'static str,
+    /// `Pending` (applied through the bot) or `Active` (created by an operator).
+    pub status: AgentStatus,
 }
 
 macro_rules! agent_columns {
@@ -52,7 +53,7 @@ impl Store {
                 e
             }
         };
-        let action = if a.status == "pending" {
+        let action = if a.status == AgentStatus::Pending {
             "agent.applied"
         } else {
             "agent.created"
@@ -67,7 +68,7 @@ impl Store {
             .bind(&a.name)
             .bind(&a.code)
             .bind(i64::from(a.commission_bps))
-            .bind(a.status)
+            .bind(a.status.as_str())
             .bind(now)
             .fetch_one(&mut *tx)
             .await
@@ -104,7 +105,8 @@ impl Store {
 #[derive(Debug, Clone, Default)]
 pub struct AgentUpdate {
     pub commission_bps: Option<u32>,
-    pub status: Option<String>,
+    /// Checked against the agent state machine in the same transaction as the change.
+    pub status: Option<AgentStatus>,
     pub permissions: Option<String>,
     pub payout_address: Option<String>,
     pub name: Option<String>,
@@ -171,14 +173,14 @@ macro_rules! commission_status {
 impl Store {
     pub async fn list_agents(
         &self,
-        status: Option<&str>,
+        status: Option<AgentStatus>,
         page: super::Page,
     ) -> StoreResult<Vec<Agent>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "select ", agent_columns!(), " from agents where ($1 is null or status = $1) order by id limit $2 offset $3"
             ))
-            .bind(status)
+            .bind(status.map(AgentStatus::as_str))
             .bind(page.limit)
             .bind(page.offset)
             .fetch_all(pool)
@@ -209,6 +211,9 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("agent"))?;
+            if let Some(to) = u.status {
+                before.status.check_transition(to)?;
+            }
             let after: Agent = sqlx::query_as(concat!(
                 "update agents set commission_bps = coalesce($2, commission_bps), status = coalesce($3, status), \
                  permissions = coalesce($4, permissions), payout_address = coalesce($5, payout_address), \
@@ -217,7 +222,7 @@ impl Store {
             ))
             .bind(id)
             .bind(u.commission_bps.map(i64::from))
-            .bind(&u.status)
+            .bind(u.status.map(AgentStatus::as_str))
             .bind(&u.permissions)
             .bind(&u.payout_address)
             .bind(&u.name)
@@ -227,8 +232,8 @@ impl Store {
             append_audit!(&mut *tx, AuditRecord::new(actor, "agent.updated", "agent", id)
                 .before(&before)
                 .after(&after))?;
-            if before.status != "active"
-                && after.status == "active"
+            if before.status != AgentStatus::Active
+                && after.status == AgentStatus::Active
                 && let Some(user_id) = after.user_id
             {
                 let event =

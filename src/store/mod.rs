@@ -58,6 +58,8 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Transition(#[from] crate::domain::IllegalTransition),
+    #[error(transparent)]
+    AgentTransition(#[from] crate::domain::agent::IllegalAgentTransition),
     /// A stock upload that would let the same item be sold twice; nothing was added.
     #[error("{0}")]
     DuplicateStock(DuplicateStock),

@@ -257,23 +257,8 @@ pub async fn set_account(
     role: Role,
     actor: &str,
 ) -> Result<crate::store::DashboardUser, ApiError> {
-    if username.len() < 3
-        || username.len() > 32
-        || !username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    {
-        return Err(ApiError::invalid(
-            "username",
-            "3 to 32 letters, digits, dots, dashes or underscores",
-        ));
-    }
-    if password.chars().count() < 10 || password.len() > 256 {
-        return Err(ApiError::invalid("password", "10 to 256 characters"));
-    }
-    if !matches!(role, Role::Admin | Role::Operator) {
-        return Err(ApiError::invalid("role", "admin or operator"));
-    }
+    crate::domain::account::check_account(username, password, role)
+        .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
     let hash = crate::http::auth::hash_password(password).map_err(ApiError::internal)?;
     let user = store
         .upsert_dashboard_user(username, &hash, role, actor)

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
-use crate::domain::{Role, TronAddress};
+use crate::domain::agent::{new_code, referral_link};
+use crate::domain::{AgentStatus, Role, TronAddress};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -95,16 +96,9 @@ pub struct PayoutQuery {
     pub offset: Option<i64>,
 }
 
-pub fn referral_link(bot_username: &str, code: &str) -> String {
-    format!("https://t.me/{bot_username}?start=ref_{code}")
-}
-
-/// A new referral code: 8 characters a person can read out.
-pub fn new_code() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    (0..8)
-        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
-        .collect()
+fn parse_status(s: &str) -> Result<AgentStatus, ApiError> {
+    s.parse()
+        .map_err(|_| ApiError::invalid("status", "pending, active, suspended or rejected"))
 }
 
 fn check_code(code: &str) -> Result<(), ApiError> {
@@ -140,12 +134,6 @@ fn allowed(
         if caller.agent_id != Some(agent_id) {
             return Err(ApiError::not_found("agent"));
         }
-        if agent.status != "active" {
-            return Err(ApiError::forbidden(format!(
-                "the agent is {}",
-                agent.status
-            )));
-        }
         if let Some(p) = permission {
             let granted: Vec<String> = serde_json::from_str(&agent.permissions).unwrap_or_default();
             if !granted.iter().any(|g| g == p) {
@@ -180,20 +168,13 @@ pub async fn list(
         offset: q.offset,
     }
     .page()?;
-    if let Some(s) = &q.status
-        && !matches!(s.as_str(), "pending" | "active" | "suspended" | "rejected")
-    {
-        return Err(ApiError::invalid(
-            "status",
-            "pending, active, suspended or rejected",
-        ));
-    }
+    let status = q.status.as_deref().map(parse_status).transpose()?;
     if caller.role == Role::Agent {
         let own = caller
             .agent_id
             .ok_or_else(|| ApiError::forbidden("this agent token is not bound to an agent"))?;
         let me = app.store.agent(own).await?;
-        let items = if q.status.as_deref().is_none_or(|s| s == me.status) {
+        let items = if status.is_none_or(|s| s == me.status) {
             vec![me]
         } else {
             vec![]
@@ -201,7 +182,7 @@ pub async fn list(
         return Ok(Json(Listing::new(items, page)));
     }
     Ok(Json(Listing::new(
-        app.store.list_agents(q.status.as_deref(), page).await?,
+        app.store.list_agents(status, page).await?,
         page,
     )))
 }
@@ -242,7 +223,7 @@ pub async fn create(
                 name: body.name,
                 code,
                 commission_bps: body.commission_bps,
-                status: "active",
+                status: AgentStatus::Active,
             },
             &caller.actor(),
         )
@@ -286,25 +267,12 @@ pub async fn update(
 ) -> Result<Json<AgentView>, ApiError> {
     caller.require(OPERATORS)?;
     let id = path_id(&id, "id")?;
-    let current = app.store.agent(id).await?;
+    app.store.agent(id).await?;
     if let Some(name) = &body.name {
         check_text("name", name, 1, 64)?;
     }
     if body.commission_bps.is_some_and(|b| b > 10_000) {
         return Err(ApiError::invalid("commission_bps", "0 to 10000 (100%)"));
-    }
-    if let Some(to) = &body.status {
-        let ok = matches!(
-            (current.status.as_str(), to.as_str()),
-            ("pending", "active" | "rejected") | ("active", "suspended") | ("suspended", "active")
-        ) || current.status == *to;
-        if !ok {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "illegal_transition",
-                format!("an agent cannot go from {} to {to}", current.status),
-            ));
-        }
     }
     if let Some(perms) = &body.permissions
         && let Some(bad) = perms.iter().find(|p| !PERMISSIONS.contains(&p.as_str()))
@@ -319,7 +287,7 @@ pub async fn update(
     }
     let change = AgentUpdate {
         commission_bps: body.commission_bps,
-        status: body.status,
+        status: body.status.as_deref().map(parse_status).transpose()?,
         permissions: body
             .permissions
             .map(|p| serde_json::to_string(&p).unwrap_or_default()),
@@ -377,7 +345,7 @@ pub async fn request_payout(
     let id = path_id(&id, "id")?;
     let agent = app.store.agent(id).await?;
     allowed(&caller, id, Some("request_payouts"), &agent)?;
-    if agent.status != "active" {
+    if agent.status != AgentStatus::Active {
         return Err(ApiError::conflict(format!("the agent is {}", agent.status)));
     }
     let address = body
