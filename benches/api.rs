@@ -115,7 +115,7 @@ fn main() {
                 .await
                 .unwrap();
         }
-        let token = telebot::http::api::tokens::issue(
+        let token = telebot::accounts::issue_token(
             &running.app.store,
             "bench",
             Role::Service,

@@ -17,10 +17,9 @@ pub async fn create_token(
         .parse()
         .map_err(|_| anyhow::anyhow!("unknown role {role:?}: admin, operator, agent or service"))?;
     let store = crate::app::open_store(config).await?;
-    let created = crate::http::api::tokens::issue(&store, name, role, agent_id, "cli")
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let created = crate::accounts::issue_token(&store, name, role, agent_id, "cli").await;
     store.close().await;
+    let created = created?;
     println!("{}", created.token);
     eprintln!(
         "token #{} ({}, {}) created; it is shown only now",
@@ -66,12 +65,9 @@ pub async fn list_tokens(config: &Config) -> anyhow::Result<()> {
 /// `telebot token revoke ID`: the token stops working at once, also on other instances.
 pub async fn revoke_token(config: &Config, id: i64) -> anyhow::Result<()> {
     let store = crate::app::open_store(config).await?;
-    let revoked = crate::http::api::tokens::withdraw(&store, id, "cli").await;
+    let revoked = crate::accounts::revoke_token(&store, id, "cli").await;
     store.close().await;
-    let token = revoked.map_err(|e| match e.status.as_u16() {
-        404 => anyhow::anyhow!("no active token #{id} (unknown or already revoked)"),
-        _ => anyhow::anyhow!("{}", e.message),
-    })?;
+    let token = revoked?;
     eprintln!(
         "token #{} ({}, {}) revoked",
         token.id, token.name, token.role
@@ -95,10 +91,9 @@ pub async fn set_account(config: &Config, username: &str, role: &str) -> anyhow:
         }
     };
     let store = crate::app::open_store(config).await?;
-    let account = crate::http::api::admin::set_account(&store, username, &password, role, "cli")
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let account = crate::accounts::set_account(&store, username, &password, role, "cli").await;
     store.close().await;
+    let account = account?;
     eprintln!("account {} ({}) saved", account.username, account.role);
     Ok(())
 }

@@ -119,8 +119,8 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
 /// A fresh password for the demo's `admin` account, set at every start (demo only).
 pub async fn demo_admin(store: &Store) -> Result<String, String> {
     let password: String = bs58::encode(rand::random::<[u8; 12]>()).into_string();
-    crate::http::api::admin::set_account(store, "admin", &password, Role::Admin, "demo")
+    crate::accounts::set_account(store, "admin", &password, Role::Admin, "demo")
         .await
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.to_string())?;
     Ok(password)
 }

@@ -1,6 +1,7 @@
 //! TeleBot: a self-hosted platform for selling services and digital goods through a Telegram bot,
 //! paid in USDT on TRON.
 
+pub mod accounts;
 pub mod actors;
 pub mod app;
 pub mod bot;

@@ -15,7 +15,7 @@ use telebot::domain::Role;
 const PASSWORD: &str = "correct horse battery";
 
 async fn account(db: &TestDb, name: &str, role: Role) {
-    telebot::http::api::admin::set_account(&db.store, name, PASSWORD, role, "test")
+    telebot::accounts::set_account(&db.store, name, PASSWORD, role, "test")
         .await
         .unwrap();
 }

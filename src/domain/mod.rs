@@ -52,6 +52,7 @@ pub mod allocation;
 pub mod money;
 pub mod order;
 pub mod role;
+pub mod text;
 pub mod tron;
 
 pub use agent::AgentStatus;

@@ -6,7 +6,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
+
+pub use crate::accounts::{
+    constant_time_eq, hash_password, hash_token, new_token, verify_password,
+};
 
 use super::AppState;
 use super::error::ApiError;
@@ -71,16 +74,6 @@ impl Caller {
         }
         Ok(Some(id))
     }
-}
-
-/// A new random token: `tb_` and the base58 form of 32 random bytes (43 or 44 characters).
-pub fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("tb_{}", bs58::encode(bytes).into_string())
-}
-
-pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The value of one cookie of a request.
@@ -209,45 +202,4 @@ async fn session_caller(parts: &Parts, app: &AppState, cookie: &str) -> Result<C
     };
     caller.require_active_agent(app).await?;
     Ok(caller)
-}
-
-/// Compares without stopping at the first difference, so timing reveals nothing of a secret.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// An argon2id hash (PHC string) of a password, with a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| e.to_string())?;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
-}
-
-/// Checks a password against an argon2 PHC hash.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(hash)
-        .map(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let h = super::hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(super::verify_password("correct horse", &h));
-        assert!(!super::verify_password("correct hors", &h));
-        assert!(!super::verify_password("x", "not a hash"));
-        assert_ne!(h, super::hash_password("correct horse").unwrap(), "salted");
-    }
 }

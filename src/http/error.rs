@@ -123,6 +123,18 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::accounts::AccessError> for ApiError {
+    fn from(e: crate::accounts::AccessError) -> Self {
+        use crate::accounts::AccessError;
+        match e {
+            AccessError::Invalid { field, message } => ApiError::invalid(field, message),
+            AccessError::NoSuchToken(_) => ApiError::not_found("live token"),
+            AccessError::Store(e) => e.into(),
+            e @ AccessError::Hash(_) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<OrderError> for ApiError {
     fn from(e: OrderError) -> Self {
         match e {

@@ -249,27 +249,6 @@ pub async fn accounts(
     Ok(Json(app.store.list_dashboard_users().await?))
 }
 
-/// Checks an account's fields and stores it with an argon2id hash of the password.
-pub async fn set_account(
-    store: &crate::store::Store,
-    username: &str,
-    password: &str,
-    role: Role,
-    actor: &str,
-) -> Result<crate::store::DashboardUser, ApiError> {
-    crate::domain::account::check_account(username, password, role)
-        .map_err(|e| ApiError::invalid(e.field(), e.to_string()))?;
-    let hash = crate::http::auth::hash_password(password).map_err(ApiError::internal)?;
-    let user = store
-        .upsert_dashboard_user(username, &hash, role, actor)
-        .await?;
-    // a new password or role ends the sessions opened with the old one
-    store
-        .end_sessions_of(&format!("dashboard:{username}"))
-        .await?;
-    Ok(user)
-}
-
 #[utoipa::path(post, path = "/admin/accounts", tag = "admin", request_body = AccountBody,
     responses((status = 201, body = crate::store::DashboardUser), (status = 401), (status = 403), (status = 422)))]
 pub async fn create_account(
@@ -278,7 +257,7 @@ pub async fn create_account(
     super::ApiJson(body): super::ApiJson<AccountBody>,
 ) -> Result<(StatusCode, Json<crate::store::DashboardUser>), ApiError> {
     caller.require(&[Role::Admin])?;
-    let user = set_account(
+    let user = crate::accounts::set_account(
         &app.store,
         &body.username,
         &body.password,

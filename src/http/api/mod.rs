@@ -297,21 +297,6 @@ impl<T> Listing<T> {
 
 /// Text rules shared by the endpoints.
 pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
-    let n = value.chars().count();
-    if n < min || n > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("{min} to {max} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(ApiError::invalid(
-            field,
-            "control characters are not allowed",
-        ));
-    }
-    Ok(())
+    crate::domain::text::check_text(value, min, max)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))
 }
