@@ -1,5 +1,55 @@
 //! TeleBot: a self-hosted platform for selling services and digital goods through a Telegram bot,
 //! paid in USDT on TRON.
+//!
+//! # The process
+//!
+//! One tree of supervised actors (ractor on tokio) beside one HTTP server, over one store
+//! (SQLite or PostgreSQL). This is the only drawing of the tree in the code; docs/ARCHITECTURE.md
+//! draws the same one with more words.
+//!
+//! ```text
+//! root supervisor (one-for-one)                 src/app.rs builds it, src/supervision/ runs it
+//! ├── notifier   supervisor
+//! │   ├── outbox        customer and operator notifications      src/actors/outbox_worker.rs
+//! │   ├── broadcaster   operator broadcasts, paced, resumable    src/actors/broadcaster.rs
+//! │   └── callbacks     signed merchant callbacks (configured)   src/actors/callback_worker.rs
+//! ├── payments   supervisor
+//! │   ├── matcher       owns the unique-amount allocation table  src/actors/matcher.rs
+//! │   ├── scanner-*     TronGrid, full node or demo chain        src/actors/*_scanner.rs, demo_chain.rs
+//! │   └── reconciler    places transfers a fault left pending    src/actors/reconciler.rs
+//! ├── orders     supervisor
+//! │   └── manager       one order actor per pending order        src/actors/order_manager.rs
+//! │       └── order <id>   its expiry timer; pays, expires, cancels  src/actors/order.rs
+//! └── bot        supervisor
+//!     ├── router        one session actor per Telegram user      src/actors/bot_router.rs
+//!     │   └── session <telegram id>   that user's updates in order  src/actors/session.rs
+//!     └── telegram      long polling or webhook registration     src/actors/telegram_intake.rs
+//!
+//! http (axum, own accept loop)  /api/v1 /admin /sim /internal /telegram/webhook /healthz /metrics
+//!                               src/http/, started before the tree and stopped first
+//! ```
+//!
+//! Children start in the order drawn and stop in reverse. Actors talk through typed handles and
+//! messages in `src/messages/`; rules (money, order and agent state machines, order and account
+//! rules) live in `src/domain/` without I/O; `src/store/` is the only code that speaks SQL.
+//!
+//! # The buy flow
+//!
+//! A customer taps a product in the bot: the update reaches their session actor
+//! ([`bot::screens`] for what each button does), which checks the order rules
+//! ([`domain::order`]) and asks the order manager ([`messages::orders`]) to create the order.
+//! The new order actor asks the matcher for a unique amount ([`messages::matcher`]), stores
+//! the order, and the bot shows the payment instructions. The REST API's `POST /orders`
+//! ([`http::api`]) goes through the same handle and rules.
+//!
+//! # The payment flow
+//!
+//! A scanner reads USDT transfers to the shop's wallets ([`payments::scan`], [`payments::tron`])
+//! and hands each to [`payments`], which records it and asks the matcher which order the amount
+//! belongs to; the settlement transaction ([`store`], `settlement.rs`) pays the order, delivers
+//! stock or credits the balance, books the agent's commission and queues the notices in the
+//! outbox, all at once. The order actor expires its order only once every scanner has read past
+//! the deadline ([`payments::progress`]); a transfer made in time always pays its order.
 
 pub mod accounts;
 pub mod actors;

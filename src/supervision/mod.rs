@@ -1,13 +1,9 @@
 //! Supervision: the tree of subsystems, the restart strategy, and the registry operators use to
 //! see and restart subsystems.
 //!
-//! ```text
-//! root supervisor (one-for-one)
-//! ├── bot        supervisor ── router (session actor per Telegram user), telegram (polling / webhook)
-//! ├── orders     supervisor ── manager (order actor per pending order)
-//! ├── payments   supervisor ── matcher (allocation table), scanner per chain source
-//! └── notifier   supervisor ── outbox (Telegram messages, paced), broadcaster, callbacks (merchant)
-//! ```
+//! The tree itself is drawn once, in the crate documentation (src/lib.rs); src/app.rs builds
+//! it.
+//!
 //! Each supervisor restarts a failed child after an exponential backoff, allows at most
 //! `supervision.max_restarts` within `supervision.restart_window`, then gives up and fails
 //! itself, which hands the decision to its parent. Every restart is logged and counted in
