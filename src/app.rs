@@ -28,6 +28,7 @@ use crate::bot::simulator::Simulator;
 use crate::config::{Config, Secret, TelegramMode, TronSource};
 use crate::domain::TronAddress;
 use crate::domain::allocation::TableRules;
+use crate::domain::tron::{CHAIN, TOKEN};
 use crate::messages::supervisor::SupervisorMsg;
 use crate::payments::Payments;
 use crate::payments::callback::CallbackClient;
@@ -123,7 +124,7 @@ pub struct Running {
 async fn watched_wallets(store: &Store, configured: &[String]) -> Result<Vec<String>, StoreError> {
     let mut watched = configured.to_vec();
     for a in store.live_allocations().await? {
-        if a.chain != "tron" || a.token != "USDT" || watched.contains(&a.wallet) {
+        if a.chain != CHAIN || a.token != TOKEN || watched.contains(&a.wallet) {
             continue;
         }
         if TronAddress::parse(&a.wallet).is_err() {
@@ -362,8 +363,8 @@ fn root_supervisor(app: &Arc<App>) -> Supervisor {
 fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
     let p = &app.config.payments;
     let matcher = Matcher {
-        chain: "tron".to_owned(),
-        token: "USDT".to_owned(),
+        chain: CHAIN.to_owned(),
+        token: TOKEN.to_owned(),
         wallets: app.wallets.clone(),
         rules: TableRules {
             step: p.amount_step,

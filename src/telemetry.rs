@@ -196,7 +196,8 @@ fn describe() {
     }
     counter!("rate_limit_errors_total").increment(0);
     for kind in SCANNER_ERROR_KINDS {
-        counter!("scanner_errors_total", "chain" => "tron", "kind" => *kind).increment(0);
+        counter!("scanner_errors_total", "chain" => crate::domain::tron::CHAIN, "kind" => *kind)
+            .increment(0);
     }
     for outcome in ["delivered", "retried", "given_up"] {
         counter!("callbacks_total", "outcome" => outcome).increment(0);
@@ -205,7 +206,7 @@ fn describe() {
     for subsystem in ["orders/order", "bot/session"] {
         counter!("actor_restarts_total", "subsystem" => subsystem).increment(0);
     }
-    gauge!("matcher_allocations_active", "chain" => "tron").set(0.0);
+    gauge!("matcher_allocations_active", "chain" => crate::domain::tron::CHAIN).set(0.0);
     gauge!("outbox_pending").set(0.0);
     gauge!("bot_sessions_active").set(0.0);
     // histograms appear from start with zero observations

@@ -636,7 +636,7 @@ async fn on_request_text(
 
 async fn on_topup_text(env: &BotEnv, s: &mut Session, raw: &str) -> Result<(), BotError> {
     let text = clean_input(raw);
-    match Money::parse(text.trim_end_matches("USDT").trim()) {
+    match Money::parse(text.trim_end_matches(crate::domain::tron::TOKEN).trim()) {
         Ok(amount) if check_topup(amount).is_ok() => {
             s.saved.awaiting = None;
             if let Some(notice) = order_topup(env, s, amount).await? {

@@ -9,6 +9,11 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
+/// The chain payments are read from, as stored in `orders.chain` and metric labels.
+pub const CHAIN: &str = "tron";
+/// The token paid in, as stored in `orders.token`.
+pub const TOKEN: &str = "USDT";
+
 /// Version byte of every TRON mainnet address.
 pub const VERSION: u8 = 0x41;
 

@@ -24,8 +24,7 @@ pub mod tron;
 pub mod webhook;
 
 /// The only chain and token so far.
-pub const CHAIN: &str = "tron";
-pub const TOKEN: &str = "USDT";
+pub use crate::domain::tron::{CHAIN, TOKEN};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentsError {
@@ -206,7 +205,7 @@ impl Payments {
                 Ok(PayOutcome::Paid(_)) => Ok(done(Placement::Paid, Some(order_id))),
                 Ok(PayOutcome::AlreadySettled) => Ok(done(Placement::Duplicate, Some(order_id))),
                 Ok(PayOutcome::NotPending(OrderStatus::Expired | OrderStatus::Cancelled))
-                | Ok(PayOutcome::DoesNotFit("paid after the payment window")) => {
+                | Ok(PayOutcome::DoesNotFit(crate::store::Misfit::AfterWindow)) => {
                     self.late(t, order_id).await
                 }
                 Ok(PayOutcome::NotPending(_))

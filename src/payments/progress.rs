@@ -59,7 +59,7 @@ impl ChainProgress {
         // exported from the start: until its first poll a scanner has read nothing, so its lag
         // is the whole time since the epoch, which any lag alert treats as behind
         let position = self.sources.get(source).map_or(0, |e| e.position);
-        metrics::gauge!("scanner_lag_seconds", "chain" => "tron", "source" => source.to_owned())
+        metrics::gauge!("scanner_lag_seconds", "chain" => super::CHAIN, "source" => source.to_owned())
             .set(((now_ms() - position).max(0) as f64) / 1000.0);
     }
 
@@ -93,7 +93,7 @@ impl ChainProgress {
         }
         e.last_ok_at = Some(now_ms());
         e.last_error = None;
-        metrics::gauge!("scanner_lag_seconds", "chain" => "tron", "source" => source.to_owned())
+        metrics::gauge!("scanner_lag_seconds", "chain" => super::CHAIN, "source" => source.to_owned())
             .set(((now_ms() - e.position).max(0) as f64) / 1000.0);
     }
 
@@ -101,7 +101,7 @@ impl ChainProgress {
         let mut e = self.sources.entry(source.to_owned()).or_default();
         e.errors += 1;
         e.last_error = Some(error);
-        metrics::gauge!("scanner_lag_seconds", "chain" => "tron", "source" => source.to_owned())
+        metrics::gauge!("scanner_lag_seconds", "chain" => super::CHAIN, "source" => source.to_owned())
             .set(((now_ms() - e.position).max(0) as f64) / 1000.0);
     }
 

@@ -188,10 +188,24 @@ pub enum PayOutcome {
     NotPending(OrderStatus),
     /// The transfer was settled before (matched, late, unmatched): nothing changed.
     AlreadySettled,
-    /// The transfer does not fit the order (amount, wallet or after the window).
-    DoesNotFit(&'static str),
+    /// The payment does not fit the order; nothing changed.
+    DoesNotFit(Misfit),
     /// Paying from the balance: the balance is smaller than the price.
     InsufficientBalance,
+}
+
+/// How a payment does not fit its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Misfit {
+    #[error("amount differs from the payable amount")]
+    Amount,
+    #[error("paid to another wallet")]
+    Wallet,
+    /// The transfer's block time is after the order's payment window.
+    #[error("paid after the payment window")]
+    AfterWindow,
+    #[error("a top-up cannot be paid from the balance")]
+    TopupFromBalance,
 }
 
 /// What placing a transfer elsewhere did.
@@ -245,13 +259,13 @@ impl Store {
             }
             if !ctx.manual {
                 if transfer.amount != order.payable_amount {
-                    return Ok(PayOutcome::DoesNotFit("amount differs from the payable amount"));
+                    return Ok(PayOutcome::DoesNotFit(Misfit::Amount));
                 }
                 if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
-                    return Ok(PayOutcome::DoesNotFit("paid to another wallet"));
+                    return Ok(PayOutcome::DoesNotFit(Misfit::Wallet));
                 }
                 if transfer.block_time > order.expires_at {
-                    return Ok(PayOutcome::DoesNotFit("paid after the payment window"));
+                    return Ok(PayOutcome::DoesNotFit(Misfit::AfterWindow));
                 }
             }
             let outcome = if ctx.manual { "assigned" } else { "matched" };
@@ -318,7 +332,7 @@ impl Store {
                 return Ok(PayOutcome::NotPending(order.status));
             }
             if order.kind == ProductKind::Topup {
-                return Ok(PayOutcome::DoesNotFit("a top-up cannot be paid from the balance"));
+                return Ok(PayOutcome::DoesNotFit(Misfit::TopupFromBalance));
             }
             let debited = apply_ledger!(tx, order.user_id, -order.price.micros(), LedgerReason::OrderPayment, Some(order_id), None::<i64>)?;
             if debited.is_none() {

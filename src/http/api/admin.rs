@@ -133,7 +133,7 @@ pub async fn scanners(
             .into_iter()
             .map(|(source, s)| ScannerView {
                 source,
-                chain: "tron",
+                chain: crate::domain::tron::CHAIN,
                 position: s.position,
                 lag_seconds: (now - s.position).max(0) / 1000,
                 head: s.head,

@@ -190,7 +190,7 @@ pub async fn assign_transfer(
             "the order is {status}, not waiting for payment"
         ))),
         PayOutcome::AlreadySettled => Err(ApiError::conflict("the transfer was placed meanwhile")),
-        PayOutcome::DoesNotFit(why) => Err(ApiError::conflict(why)),
+        PayOutcome::DoesNotFit(why) => Err(ApiError::conflict(why.to_string())),
         PayOutcome::InsufficientBalance => Err(ApiError::conflict("insufficient balance")),
     }
 }
