@@ -103,7 +103,6 @@ fn main() {
                         chain: "tron".into(),
                         token: "USDT".into(),
                         request_text: Some("bench".into()),
-                        expires_at: now_ms() + 900_000,
                     },
                     "bench",
                 )

@@ -546,7 +546,6 @@ async fn a_restarted_matcher_still_refuses_the_amounts_of_pending_orders() {
         .restart("payments/matcher", LIMIT)
         .await
         .unwrap();
-    let window = i64::try_from(app.app.config.payments.window.as_millis()).unwrap();
     let third = app
         .app
         .orders
@@ -560,7 +559,6 @@ async fn a_restarted_matcher_still_refuses_the_amounts_of_pending_orders() {
                 chain: "tron".into(),
                 token: "USDT".into(),
                 request_text: None,
-                expires_at: now_ms() + window,
             },
             "test",
         )

@@ -357,7 +357,6 @@ fn new_order(user_id: i64, price: i64) -> NewOrder {
         chain: "tron".into(),
         token: "USDT".into(),
         request_text: None,
-        expires_at: now_ms() + 60_000,
     }
 }
 

@@ -710,7 +710,6 @@ async fn order_product(
         chain: crate::payments::CHAIN.to_owned(),
         token: crate::payments::TOKEN.to_owned(),
         request_text: request,
-        expires_at: now_ms(),
     };
     create_and_instruct(env, s, &new, p.name(lang.code())).await
 }
@@ -729,7 +728,6 @@ async fn order_topup(
         chain: crate::payments::CHAIN.to_owned(),
         token: crate::payments::TOKEN.to_owned(),
         request_text: None,
-        expires_at: now_ms(),
     };
     create_and_instruct(env, s, &new, t(s.lang, "product.topup")).await
 }

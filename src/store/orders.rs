@@ -65,7 +65,6 @@ pub struct NewOrder {
     pub chain: String,
     pub token: String,
     pub request_text: Option<String>,
-    pub expires_at: i64,
 }
 
 /// An amount on a wallet handed out for one order.
@@ -140,7 +139,8 @@ impl Store {
             .bind(&new.chain)
             .bind(&new.token)
             .bind(&new.request_text)
-            .bind(new.expires_at)
+            // the deadline comes with the amount, written below in the same transaction
+            .bind(now)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;

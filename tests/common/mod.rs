@@ -229,7 +229,6 @@ pub async fn order_for(
     product: &telebot::store::Product,
     quantity: i64,
 ) -> telebot::store::Order {
-    let window = i64::try_from(app.config.payments.window.as_millis()).unwrap();
     app.orders
         .create(
             &telebot::store::NewOrder {
@@ -241,7 +240,6 @@ pub async fn order_for(
                 chain: "tron".into(),
                 token: "USDT".into(),
                 request_text: None,
-                expires_at: telebot::domain::now_ms() + window,
             },
             "test",
         )

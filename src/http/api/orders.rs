@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
 use crate::domain::order::{check_topup, product_order_price};
-use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, Role, now_ms};
+use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, Role};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -159,7 +159,6 @@ pub async fn create(
                 chain: crate::payments::CHAIN.to_owned(),
                 token: crate::payments::TOKEN.to_owned(),
                 request_text: None,
-                expires_at: now_ms(),
             }
         }
         (Some(product_id), None) => {
@@ -192,7 +191,6 @@ pub async fn create(
                 chain: crate::payments::CHAIN.to_owned(),
                 token: crate::payments::TOKEN.to_owned(),
                 request_text: body.request_text,
-                expires_at: now_ms(),
             }
         }
     };
