@@ -123,50 +123,17 @@ impl Actor for OrderManager {
             OrderManagerMsg::Track(order) => {
                 self.spawn_order(&myself, state, *order).await?;
             }
-            OrderManagerMsg::Pay {
-                order_id,
-                transfer_id,
-                assigned_by,
-                reply,
-            } => match self.actor_for(&myself, state, order_id).await {
-                Ok(actor) => {
-                    if let Err(e) = actor.cast(OrderMsg::Pay {
-                        transfer_id,
-                        assigned_by,
-                        reply,
-                    }) {
-                        // the actor stopped meanwhile: its reply port went with the message
-                        tracing::debug!(order_id, error = %e, "order actor gone before payment");
+            OrderManagerMsg::ToOrder { order_id, msg } => {
+                match self.actor_for(&myself, state, order_id).await {
+                    Ok(actor) => {
+                        if let Err(e) = actor.cast(msg) {
+                            // the actor stopped meanwhile: its reply port went with the message
+                            tracing::debug!(order_id, error = %e, "order actor gone before its message");
+                        }
                     }
+                    Err(e) => msg.refuse(e),
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            OrderManagerMsg::PayFromBalance {
-                order_id,
-                actor: who,
-                reply,
-            } => match self.actor_for(&myself, state, order_id).await {
-                Ok(actor) => {
-                    let _ = actor.cast(OrderMsg::PayFromBalance { actor: who, reply });
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
-            OrderManagerMsg::Cancel {
-                order_id,
-                actor: who,
-                reply,
-            } => match self.actor_for(&myself, state, order_id).await {
-                Ok(actor) => {
-                    let _ = actor.cast(OrderMsg::Cancel { actor: who, reply });
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            }
             OrderManagerMsg::Respawn(order_id) => {
                 if state.orders.contains_key(&order_id) {
                     return Ok(());
@@ -335,11 +302,13 @@ impl OrdersHandle {
         assigned_by: Option<String>,
     ) -> Result<PayOutcome, OrderError> {
         call_slot(&self.slot, NAME, self.timeout, |reply| {
-            OrderManagerMsg::Pay {
+            OrderManagerMsg::ToOrder {
                 order_id,
-                transfer_id,
-                assigned_by,
-                reply,
+                msg: OrderMsg::Pay {
+                    transfer_id,
+                    assigned_by,
+                    reply,
+                },
             }
         })
         .await?
@@ -352,10 +321,9 @@ impl OrdersHandle {
     ) -> Result<PayOutcome, OrderError> {
         let actor = actor.to_owned();
         call_slot(&self.slot, NAME, self.timeout, |reply| {
-            OrderManagerMsg::PayFromBalance {
+            OrderManagerMsg::ToOrder {
                 order_id,
-                actor,
-                reply,
+                msg: OrderMsg::PayFromBalance { actor, reply },
             }
         })
         .await?
@@ -364,10 +332,9 @@ impl OrdersHandle {
     pub async fn cancel(&self, order_id: i64, actor: &str) -> Result<Order, OrderError> {
         let actor = actor.to_owned();
         call_slot(&self.slot, NAME, self.timeout, |reply| {
-            OrderManagerMsg::Cancel {
+            OrderManagerMsg::ToOrder {
                 order_id,
-                actor,
-                reply,
+                msg: OrderMsg::Cancel { actor, reply },
             }
         })
         .await?

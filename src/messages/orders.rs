@@ -35,26 +35,9 @@ impl From<crate::store::StoreError> for OrderError {
 pub enum OrderManagerMsg {
     /// A new pending order: give it an order actor.
     Track(Box<Order>),
-    /// Pay an order with a recorded transfer (routed to its order actor); `assigned_by` names
-    /// the operator who assigns the transfer by hand.
-    Pay {
-        order_id: i64,
-        transfer_id: i64,
-        assigned_by: Option<String>,
-        reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
-    },
-    /// Pay a pending order from its customer's balance.
-    PayFromBalance {
-        order_id: i64,
-        actor: String,
-        reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
-    },
-    /// Cancel a pending order on behalf of `actor` (the customer or an operator).
-    Cancel {
-        order_id: i64,
-        actor: String,
-        reply: RpcReplyPort<Result<Order, OrderError>>,
-    },
+    /// A message for the actor of order `order_id`, started from the database first if it is
+    /// not running; when that fails the message's reply carries the error.
+    ToOrder { order_id: i64, msg: OrderMsg },
     /// Start the actor of a pending order again after it failed.
     Respawn(i64),
     /// How many order actors are alive.
@@ -80,4 +63,19 @@ pub enum OrderMsg {
         actor: String,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
+}
+
+impl OrderMsg {
+    /// Answers the message with `e` instead of handling it (its order actor cannot be had).
+    pub fn refuse(self, e: OrderError) {
+        match self {
+            OrderMsg::Expire => {}
+            OrderMsg::Pay { reply, .. } | OrderMsg::PayFromBalance { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            OrderMsg::Cancel { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
 }
