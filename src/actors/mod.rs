@@ -59,14 +59,7 @@ pub mod session;
 pub mod telegram_intake;
 pub mod trongrid_scanner;
 
-/// A call to an actor that did not get an answer.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ActorCallError {
-    #[error("{0} is not running (restarting?)")]
-    Unavailable(&'static str),
-    #[error("{0} did not answer in time")]
-    Timeout(&'static str),
-}
+pub use crate::messages::ActorCallError;
 
 /// Calls the actor in `slot` and waits up to `timeout` for its reply.
 pub(crate) async fn call_slot<M, R>(

@@ -7,3 +7,13 @@ pub mod orders;
 pub mod reconciler;
 pub mod scanners;
 pub mod supervisor;
+
+/// A call to an actor that did not get an answer. Part of every handle's contract, so it lives
+/// with the messages rather than with the actors.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ActorCallError {
+    #[error("{0} is not running (restarting?)")]
+    Unavailable(&'static str),
+    #[error("{0} did not answer in time")]
+    Timeout(&'static str),
+}

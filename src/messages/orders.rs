@@ -17,7 +17,7 @@ pub enum OrderError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Unavailable(#[from] crate::actors::ActorCallError),
+    Unavailable(#[from] super::ActorCallError),
     #[error("storage failed: {0}")]
     Store(String),
 }

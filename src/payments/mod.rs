@@ -33,7 +33,7 @@ pub enum PaymentsError {
     #[error("order service: {0}")]
     Orders(#[from] OrderError),
     #[error(transparent)]
-    Actor(#[from] crate::actors::ActorCallError),
+    Actor(#[from] crate::messages::ActorCallError),
 }
 
 /// Where a transfer ended up.
