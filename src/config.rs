@@ -1024,6 +1024,22 @@ mod tests {
             (&[("TELEBOT__HTTP__ADDR", "localhost")], "http.addr"),
             (&[("TELEBOT__LOG__LEVEL", "loud")], "log.level"),
             (
+                &[("TELEBOT__HTTP__MAX_CONNECTIONS", "0")],
+                "http.max_connections",
+            ),
+            (
+                &[("TELEBOT__HTTP__HEADER_READ_TIMEOUT", "0s")],
+                "http.header_read_timeout",
+            ),
+            (
+                &[("TELEBOT__HTTP__IDLE_TIMEOUT", "10ms")],
+                "http.idle_timeout",
+            ),
+            (
+                &[("TELEBOT__SECURITY__CLIENT_ADDRESS_HEADER", "x forwarded")],
+                "security.client_address_header",
+            ),
+            (
                 &[("TELEBOT__LOG__LEVEL", "info,telebot=noisy")],
                 "log.level",
             ),

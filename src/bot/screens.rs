@@ -18,7 +18,7 @@ use super::{Awaiting, BotEnv, MAX_REQUEST_CHARS, Session};
 use crate::config::Language;
 use crate::domain::order::{TOPUP_MAX, TOPUP_MIN, check_topup, product_order_price};
 use crate::domain::{
-    AgentStatus, Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, now_ms, utc_minutes,
+    AgentStatus, Money, OrderRuleError, OrderStatus, ProductKind, now_ms, utc_minutes,
 };
 use crate::messages::orders::OrderError;
 use crate::store::{NewOrder, Order, OrderFilter, Page, PayOutcome, ProductFilter, StoreError};
@@ -676,16 +676,7 @@ async fn order_product(
         }
         Err(e) => return Err(e.into()),
     };
-    let stock = match p.kind {
-        ProductKind::Digital => Some(env.store.stock_available(p.id).await?),
-        _ => None,
-    };
-    let offer = ProductOffer {
-        kind: p.kind,
-        price: p.price,
-        hidden: p.hidden,
-        stock,
-    };
+    let offer = env.store.offer(&p).await?;
     let price = match product_order_price(&offer, quantity) {
         Ok(price) => price,
         Err(OrderRuleError::NotEnoughStock { available }) => {

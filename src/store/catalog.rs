@@ -432,6 +432,21 @@ impl Store {
         outcome.map_err(StoreError::DuplicateStock)
     }
 
+    /// What the order rules need to know of `product`: its kind, price, visibility and, for
+    /// digital goods, the unsold stock read now.
+    pub async fn offer(&self, product: &Product) -> StoreResult<crate::domain::ProductOffer> {
+        let stock = match product.kind {
+            ProductKind::Digital => Some(self.stock_available(product.id).await?),
+            _ => None,
+        };
+        Ok(crate::domain::ProductOffer {
+            kind: product.kind,
+            price: product.price,
+            hidden: product.hidden,
+            stock,
+        })
+    }
+
     /// Items of a digital product not yet delivered.
     pub async fn stock_available(&self, product_id: i64) -> StoreResult<i64> {
         Ok(on_pool!(self, pool => {

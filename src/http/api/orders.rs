@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
 use crate::domain::order::{check_topup, product_order_price};
-use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, ProductOffer, Role};
+use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, Role};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -167,17 +167,8 @@ pub async fn create(
                 .product(product_id)
                 .await
                 .map_err(|_| ApiError::invalid("product_id", "no such product"))?;
-            let stock = match product.kind {
-                ProductKind::Digital => Some(app.store.stock_available(product.id).await?),
-                _ => None,
-            };
             let quantity = body.quantity.unwrap_or(1);
-            let offer = ProductOffer {
-                kind: product.kind,
-                price: product.price,
-                hidden: product.hidden,
-                stock,
-            };
+            let offer = app.store.offer(&product).await?;
             let price = product_order_price(&offer, quantity).map_err(rule_error)?;
             if let Some(text) = &body.request_text {
                 check_text("request_text", text, 1, crate::bot::MAX_REQUEST_CHARS)?;
