@@ -13,7 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ractor::Actor;
 use telebot::actors::matcher::{Matcher, MatcherHandle};
 use telebot::domain::Money;
-use telebot::domain::allocation::{AllocationTable, ReleaseReason, TableRules};
+use telebot::domain::allocation::{AllocationTable, Release, TableRules};
 use telebot::supervision::ActorSlot;
 
 const RULES: TableRules = TableRules {
@@ -56,7 +56,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             order += 1;
             let a = table.allocate(order, PRICE, 0).unwrap();
-            table.release(order, ReleaseReason::Abandoned, 0);
+            table.release(order, Release::Free, 0);
             a
         })
     });
@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
                         for i in 0..per_caller {
                             let order = (caller as i64) << 40 | i as i64;
                             h.allocate(order, PRICE).await.unwrap().unwrap();
-                            h.release(order, ReleaseReason::Abandoned).unwrap();
+                            h.release(order, Release::Free).unwrap();
                         }
                     }));
                 }

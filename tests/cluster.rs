@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::chain::{TronGrid, transfer_to};
 use common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
-use telebot::domain::OrderStatus;
+use telebot::domain::{OrderStatus, TransferOutcome};
 
 fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
     vec![
@@ -75,7 +75,7 @@ async fn one_instance_leads_and_another_takes_over_when_it_stops() {
     wait_status(&db.store, after.id, OrderStatus::Delivered).await;
     assert_eq!(
         db.store
-            .transfers_by_outcome("matched", 10)
+            .transfers_by_outcome(TransferOutcome::Matched, 10)
             .await
             .unwrap()
             .len(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::chain::{ChainTransfer, Fault, FullNode, PAYER, TronGrid, random_txid, transfer_to};
 use common::{TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_status};
-use telebot::domain::{Money, OrderStatus, Role, now_ms};
+use telebot::domain::{AllocationState, Money, OrderStatus, Role, TransferOutcome, now_ms};
 use telebot::payments::webhook::sign;
 use telebot::store::{Page, Store};
 
@@ -163,7 +163,8 @@ async fn a_trongrid_payment_is_seen_confirmed_paid_and_delivered() {
     let held = db.store.live_allocations().await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(
-        held[0].state, "quarantined",
+        held[0].state,
+        AllocationState::Quarantined,
         "a paid amount rests before it is handed out again"
     );
     let requests = tg.requests();
@@ -273,7 +274,7 @@ async fn one_transfer_from_two_scanners_and_the_webhook_is_counted_once() {
     .await;
 
     let transfer = db.store.transfer_by_key("tron", &t.txid, 0).await.unwrap();
-    assert_eq!(transfer.outcome, "matched");
+    assert_eq!(transfer.outcome, TransferOutcome::Matched);
     assert_eq!(paid.transfer_id, Some(transfer.id));
     assert_eq!(
         db.store.stock_available(product.id).await.unwrap(),
@@ -283,14 +284,14 @@ async fn one_transfer_from_two_scanners_and_the_webhook_is_counted_once() {
     assert_eq!(paid.delivery.unwrap().lines().count(), 2);
     assert!(
         db.store
-            .transfers_by_outcome("unmatched", 10)
+            .transfers_by_outcome(TransferOutcome::Unmatched, 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         db.store
-            .transfers_by_outcome("late", 10)
+            .transfers_by_outcome(TransferOutcome::Late, 10)
             .await
             .unwrap()
             .is_empty()
@@ -464,7 +465,7 @@ async fn restarts_and_a_crash_in_a_stream_of_payments_lose_nothing() {
     assert!(db.store.unprocessed_transfers().await.unwrap().is_empty());
     assert!(
         db.store
-            .transfers_by_outcome("unmatched", 10)
+            .transfers_by_outcome(TransferOutcome::Unmatched, 10)
             .await
             .unwrap()
             .is_empty()
@@ -618,7 +619,7 @@ async fn expect_fault_recovery(tg_fault: Option<Fault>, node_fault: Option<Fault
     );
     assert_eq!(
         db.store
-            .transfers_by_outcome("unmatched", 10)
+            .transfers_by_outcome(TransferOutcome::Unmatched, 10)
             .await
             .unwrap()
             .len(),
@@ -728,7 +729,7 @@ async fn a_payment_indexed_late_still_pays(db: TestDb, confirmations: &str, lag:
     );
     assert!(
         db.store
-            .transfers_by_outcome("late", 10)
+            .transfers_by_outcome(TransferOutcome::Late, 10)
             .await
             .unwrap()
             .is_empty(),
@@ -799,7 +800,11 @@ async fn a_late_payment_is_credited_and_its_amount_is_not_reused() {
     })
     .await;
     assert_eq!(credited.balance.to_string(), "9.001000");
-    let late = db.store.transfers_by_outcome("late", 10).await.unwrap();
+    let late = db
+        .store
+        .transfers_by_outcome(TransferOutcome::Late, 10)
+        .await
+        .unwrap();
     assert_eq!(late.len(), 1);
     assert_eq!(late[0].order_id, Some(expired.id));
     let trail = audited(&db.store, "transfer", late[0].id).await;
@@ -831,7 +836,7 @@ async fn a_late_payment_can_wait_for_an_operator_instead() {
     tg.push(transfer_to(order.payable_amount, true));
     let review = wait_for("transfer held for review", LIMIT, || async {
         db.store
-            .transfers_by_outcome("review", 10)
+            .transfers_by_outcome(TransferOutcome::Review, 10)
             .await
             .unwrap()
             .into_iter()
@@ -860,7 +865,7 @@ async fn an_unmatched_transfer_is_kept_and_reported() {
     tg.push(stray.clone());
     let kept = wait_for("unmatched transfer kept", LIMIT, || async {
         db.store
-            .transfers_by_outcome("unmatched", 10)
+            .transfers_by_outcome(TransferOutcome::Unmatched, 10)
             .await
             .unwrap()
             .into_iter()
@@ -912,7 +917,7 @@ async fn a_flood_once_read_is_not_read_again_at_every_poll() {
     tg.push(dust.clone());
     wait_for("dust recorded", LIMIT, || async {
         db.store
-            .transfers_by_outcome("unmatched", 10)
+            .transfers_by_outcome(TransferOutcome::Unmatched, 10)
             .await
             .unwrap()
             .into_iter()
@@ -973,7 +978,7 @@ async fn flood_then_payment(spacing: i64) {
     // the dust is kept for operators, but raises no alert
     let kept: HashSet<String> = db
         .store
-        .transfers_by_outcome("unmatched", 10)
+        .transfers_by_outcome(TransferOutcome::Unmatched, 10)
         .await
         .unwrap()
         .into_iter()

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::TestDb;
-use telebot::domain::{Money, OrderStatus, ProductKind, Role, now_ms};
+use telebot::domain::allocation::Allocation;
+use telebot::domain::{
+    AllocationState, Money, OrderStatus, ProductKind, Role, TransferOutcome, now_ms,
+};
 use telebot::store::*;
 
 macro_rules! store_suite {
@@ -331,18 +334,18 @@ impl AmountSource for Scripted {
         &self,
         _order_id: i64,
         _price: Money,
-    ) -> BoxFuture<'_, Result<AssignedAmount, &'static str>> {
+    ) -> BoxFuture<'_, Result<Allocation, &'static str>> {
         let next = self.offers.lock().unwrap().pop();
         Box::pin(async move {
             let micros = next.ok_or("busy")?;
-            Ok(AssignedAmount {
+            Ok(Allocation {
                 wallet: "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh".into(),
                 amount: Money::from_micros(micros),
                 expires_at: now_ms() + 60_000,
             })
         })
     }
-    fn taken_elsewhere(&self, _order_id: i64, _amount: &AssignedAmount) {
+    fn taken_elsewhere(&self, _allocation: &Allocation) {
         self.taken.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -587,7 +590,7 @@ async fn concurrent_settlements_pay_an_order_once(store: &Store) {
         .unwrap();
     let order_id = order.id;
     let ctx = || SettleContext {
-        actor: "test",
+        who: "test",
         commission_hold_ms: 0,
         manual: false,
         quarantine_until: now_ms() + 60_000,
@@ -634,9 +637,9 @@ async fn concurrent_settlements_pay_an_order_once(store: &Store) {
     if set_aside == 1 {
         // set aside before any payment claimed it: t1 is unmatched and t2 paid
         assert_eq!(winner, t2.id);
-        assert_eq!(other.outcome, "unmatched");
+        assert_eq!(other.outcome, TransferOutcome::Unmatched);
     } else {
-        assert_eq!(other.outcome, "pending");
+        assert_eq!(other.outcome, TransferOutcome::Pending);
     }
     // the top-up was credited once, by the winning transfer
     assert_eq!(store.user(u.id).await.unwrap().balance.micros(), 10_003_000);
@@ -668,7 +671,7 @@ async fn a_paid_amount_rests_in_quarantine_until_released(store: &Store) {
         .unwrap();
     let rest_until = now_ms() + 60_000;
     let ctx = SettleContext {
-        actor: "test",
+        who: "test",
         commission_hold_ms: 0,
         manual: false,
         quarantine_until: rest_until,
@@ -677,7 +680,7 @@ async fn a_paid_amount_rests_in_quarantine_until_released(store: &Store) {
     assert!(matches!(outcome, PayOutcome::Paid(_)));
     let live = store.live_allocations().await.unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].state, "quarantined");
+    assert_eq!(live[0].state, AllocationState::Quarantined);
     assert_eq!(live[0].quarantine_until, Some(rest_until));
 
     // while it rests, a new order cannot get the amount

@@ -10,10 +10,11 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::outbox_worker::{CLAIM_MS, MAX_ATTEMPTS, retry_delay_ms};
+use crate::domain::Audience;
 use crate::domain::now_ms;
 use crate::messages::notifier::CallbackMsg;
 use crate::payments::callback::{CallbackClient, CallbackError, build};
-use crate::store::{OUTBOX_CALLBACK, OutboxMessage, Store, StoreError};
+use crate::store::{OutboxMessage, Store, StoreError};
 
 /// Callbacks taken per round.
 const BATCH: i64 = 20;
@@ -33,7 +34,11 @@ pub struct CallbackState {
 
 impl CallbackWorker {
     async fn round(&self) -> Result<(), StoreError> {
-        for m in self.store.due_outbox(OUTBOX_CALLBACK, BATCH).await? {
+        for m in self
+            .store
+            .due_outbox(Audience::Callback.as_str(), BATCH)
+            .await?
+        {
             // claimed first, so a callback is not sent by two instances during a handover
             if self.store.claim_outbox(&m, now_ms() + CLAIM_MS).await? {
                 let result = self.deliver(&m).await;

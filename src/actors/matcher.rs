@@ -10,11 +10,12 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{ActorCallError, call_slot, cast_slot};
 use crate::domain::allocation::{
-    AllocationTable, Hold, MatchResult, ReleaseReason, SlotsExhausted, TableRules,
+    Allocation, AllocationState, AllocationTable, Hold, MatchResult, Release, SlotsExhausted,
+    TableRules,
 };
 use crate::domain::{Money, now_ms};
-use crate::messages::matcher::{Assignment, MatcherMsg, MatcherStats};
-use crate::store::{AmountSource, AssignedAmount, BoxFuture, Store};
+use crate::messages::matcher::{MatcherMsg, MatcherStats};
+use crate::store::{AmountSource, BoxFuture, Store};
 use crate::supervision::ActorSlot;
 
 const NAME: &str = "payment matcher";
@@ -87,8 +88,8 @@ impl Actor for Matcher {
                 .into_iter()
                 .filter(|a| a.chain == self.chain && a.token == self.token)
             {
-                let hold = match (a.state.as_str(), a.quarantine_until) {
-                    ("quarantined", Some(until)) => Hold::Quarantined {
+                let hold = match (a.state, a.quarantine_until) {
+                    (AllocationState::Quarantined, Some(until)) => Hold::Quarantined {
                         order_id: a.order_id,
                         until,
                     },
@@ -120,39 +121,29 @@ impl Actor for Matcher {
                 price,
                 reply,
             } => {
-                let result =
-                    state
-                        .table
-                        .allocate(order_id, price, now_ms())
-                        .map(|(a, expires_at)| Assignment {
-                            wallet: state.wallets[a.wallet_index].clone(),
-                            amount: a.amount,
-                            expires_at,
-                        });
+                let result = state
+                    .table
+                    .allocate(order_id, price, now_ms())
+                    .map(|a| a.map_wallet(|i| state.wallets[i].clone()));
                 if result.is_err() {
                     metrics::counter!("matcher_slots_exhausted_total").increment(1);
                 }
                 let _ = reply.send(result);
                 state.publish();
             }
-            MatcherMsg::Release { order_id, reason } => {
-                state.table.release(order_id, reason, now_ms());
+            MatcherMsg::Release { order_id, release } => {
+                state.table.release(order_id, release, now_ms());
                 state.publish();
             }
-            MatcherMsg::TakenElsewhere {
-                wallet,
-                amount,
-                order_id,
-            } => {
+            MatcherMsg::TakenElsewhere { wallet, amount } => {
                 let index = state.index_of(&wallet);
                 let rules = state.table.rules();
                 // the holder is unknown here: keep the amount out of reach for as long as any
-                // order could hold it, under a negative id that never names one of ours
+                // order could hold it
                 state.table.restore(
                     index,
                     amount,
-                    Hold::Quarantined {
-                        order_id: -order_id,
+                    Hold::Elsewhere {
                         until: now_ms() + rules.window_ms + rules.quarantine_ms,
                     },
                 );
@@ -207,7 +198,7 @@ impl MatcherHandle {
         &self,
         order_id: i64,
         price: Money,
-    ) -> Result<Result<Assignment, SlotsExhausted>, ActorCallError> {
+    ) -> Result<Result<Allocation, SlotsExhausted>, ActorCallError> {
         call_slot(&self.slot, NAME, self.timeout, |reply| {
             MatcherMsg::Allocate {
                 order_id,
@@ -218,8 +209,8 @@ impl MatcherHandle {
         .await
     }
 
-    pub fn release(&self, order_id: i64, reason: ReleaseReason) -> Result<(), ActorCallError> {
-        cast_slot(&self.slot, NAME, MatcherMsg::Release { order_id, reason })
+    pub fn release(&self, order_id: i64, release: Release) -> Result<(), ActorCallError> {
+        cast_slot(&self.slot, NAME, MatcherMsg::Release { order_id, release })
     }
 
     pub async fn match_transfer(
@@ -262,25 +253,17 @@ impl AmountSource for MatcherHandle {
         &self,
         order_id: i64,
         price: Money,
-    ) -> BoxFuture<'_, Result<AssignedAmount, AllocateError>> {
-        Box::pin(async move {
-            let a = MatcherHandle::allocate(self, order_id, price).await??;
-            Ok(AssignedAmount {
-                wallet: a.wallet,
-                amount: a.amount,
-                expires_at: a.expires_at,
-            })
-        })
+    ) -> BoxFuture<'_, Result<Allocation, AllocateError>> {
+        Box::pin(async move { Ok(MatcherHandle::allocate(self, order_id, price).await??) })
     }
 
-    fn taken_elsewhere(&self, order_id: i64, amount: &AssignedAmount) {
+    fn taken_elsewhere(&self, allocation: &Allocation) {
         let _ = cast_slot(
             &self.slot,
             NAME,
             MatcherMsg::TakenElsewhere {
-                wallet: amount.wallet.clone(),
-                amount: amount.amount,
-                order_id,
+                wallet: allocation.wallet.clone(),
+                amount: allocation.amount,
             },
         );
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::matcher::MatcherHandle;
-use crate::domain::allocation::ReleaseReason;
+use crate::domain::allocation::Release;
 use crate::domain::{OrderStatus, now_ms};
 use crate::messages::orders::{OrderError, OrderMsg};
 use crate::payments::progress::ChainProgress;
@@ -32,7 +32,7 @@ pub struct OrderEnv {
 impl OrderEnv {
     pub fn settle_context(&self) -> SettleContext<'static> {
         SettleContext {
-            actor: "system",
+            who: "system",
             commission_hold_ms: self.commission_hold_ms,
             manual: false,
             quarantine_until: crate::domain::now_ms() + self.quarantine_ms,
@@ -71,7 +71,7 @@ impl OrderActor {
         };
         match &outcome {
             PayOutcome::Paid(order) => {
-                let _ = self.env.matcher.release(order_id, ReleaseReason::Paid);
+                let _ = self.env.matcher.release(order_id, Release::Quarantine);
                 metrics::counter!("orders_paid_total").increment(1);
                 metrics::histogram!("order_payment_duration_seconds").record(
                     ((order.paid_at.unwrap_or(now_ms()) - order.created_at).max(0) as f64) / 1000.0,
@@ -136,7 +136,7 @@ impl Actor for OrderActor {
                     .await?
                 {
                     Ok(_) => {
-                        let _ = self.env.matcher.release(order_id, ReleaseReason::Expired);
+                        let _ = self.env.matcher.release(order_id, Release::Quarantine);
                         metrics::counter!("orders_expired_total").increment(1);
                         tracing::info!(order_id, "order expired; amount quarantined");
                     }
@@ -152,8 +152,8 @@ impl Actor for OrderActor {
                 reply,
             } => {
                 let ctx = match &assigned_by {
-                    Some(actor) => SettleContext {
-                        actor,
+                    Some(who) => SettleContext {
+                        who,
                         manual: true,
                         ..self.env.settle_context()
                     },
@@ -162,25 +162,25 @@ impl Actor for OrderActor {
                 let result = self.env.store.pay_order(order_id, transfer_id, &ctx).await;
                 self.settled(&myself, order_id, result, reply)?;
             }
-            OrderMsg::PayFromBalance { actor, reply } => {
+            OrderMsg::PayFromBalance { who, reply } => {
                 let ctx = SettleContext {
-                    actor: &actor,
+                    who: &who,
                     ..self.env.settle_context()
                 };
                 let result = self.env.store.pay_from_balance(order_id, &ctx).await;
                 self.settled(&myself, order_id, result, reply)?;
             }
-            OrderMsg::Cancel { actor, reply } => {
+            OrderMsg::Cancel { who, reply } => {
                 let until = now_ms() + self.env.quarantine_ms;
                 let result = self
                     .env
                     .store
-                    .close_unpaid(order_id, OrderStatus::Cancelled, until, &actor)
+                    .close_unpaid(order_id, OrderStatus::Cancelled, until, &who)
                     .await;
                 match result {
                     Ok(Ok(order)) => {
-                        let _ = self.env.matcher.release(order_id, ReleaseReason::Expired);
-                        tracing::info!(order_id, by = %actor, "order cancelled; amount quarantined");
+                        let _ = self.env.matcher.release(order_id, Release::Quarantine);
+                        tracing::info!(order_id, by = %who, "order cancelled; amount quarantined");
                         let _ = reply.send(Ok(order));
                         myself.stop(None);
                     }

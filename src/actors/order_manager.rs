@@ -12,12 +12,10 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use super::order::{OrderActor, OrderEnv};
 use super::{ActorCallError, call_slot, cast_slot};
 use crate::actors::matcher::{AllocateError, MatcherHandle};
-use crate::domain::allocation::ReleaseReason;
+use crate::domain::allocation::{Allocation, Release};
 use crate::domain::{Money, OrderStatus};
 use crate::messages::orders::{OrderError, OrderManagerMsg, OrderMsg};
-use crate::store::{
-    AmountSource, AssignedAmount, BoxFuture, CreateOrder, NewOrder, Order, PayOutcome,
-};
+use crate::store::{AmountSource, BoxFuture, CreateOrder, NewOrder, Order, PayOutcome};
 use crate::supervision::ActorSlot;
 
 const NAME: &str = "order manager";
@@ -214,15 +212,15 @@ impl AmountSource for TrackingSource<'_> {
         &self,
         order_id: i64,
         price: Money,
-    ) -> BoxFuture<'_, Result<AssignedAmount, AllocateError>> {
+    ) -> BoxFuture<'_, Result<Allocation, AllocateError>> {
         self.handed_out
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(order_id);
         AmountSource::allocate(self.matcher, order_id, price)
     }
-    fn taken_elsewhere(&self, order_id: i64, amount: &AssignedAmount) {
-        self.matcher.taken_elsewhere(order_id, amount);
+    fn taken_elsewhere(&self, allocation: &Allocation) {
+        self.matcher.taken_elsewhere(allocation);
     }
 }
 
@@ -246,12 +244,12 @@ impl OrdersHandle {
 
     /// Creates a pending order with its unique payable amount and starts its order actor.
     /// The write runs in the caller's task; the matcher serializes the amounts.
-    pub async fn create(&self, new: &NewOrder, actor: &str) -> Result<Order, OrderError> {
+    pub async fn create(&self, new: &NewOrder, who: &str) -> Result<Order, OrderError> {
         let source = TrackingSource {
             matcher: &self.matcher,
             handed_out: Mutex::new(Vec::new()),
         };
-        let result = self.store.create_order(new, &source, actor).await;
+        let result = self.store.create_order(new, &source, who).await;
         let order = match result {
             Ok(CreateOrder::Created(order)) => order,
             Ok(CreateOrder::Unavailable(AllocateError::Busy(b))) => {
@@ -266,7 +264,7 @@ impl OrdersHandle {
                     .into_inner()
                     .unwrap_or_else(|p| p.into_inner())
                 {
-                    let _ = self.matcher.release(order_id, ReleaseReason::Abandoned);
+                    let _ = self.matcher.release(order_id, Release::Free);
                 }
                 return Err(e.into());
             }
@@ -289,9 +287,9 @@ impl OrdersHandle {
         &self,
         order_id: i64,
         transfer_id: i64,
-        actor: &str,
+        who: &str,
     ) -> Result<PayOutcome, OrderError> {
-        self.pay_with(order_id, transfer_id, Some(actor.to_owned()))
+        self.pay_with(order_id, transfer_id, Some(who.to_owned()))
             .await
     }
 
@@ -317,24 +315,24 @@ impl OrdersHandle {
     pub async fn pay_from_balance(
         &self,
         order_id: i64,
-        actor: &str,
+        who: &str,
     ) -> Result<PayOutcome, OrderError> {
-        let actor = actor.to_owned();
+        let who = who.to_owned();
         call_slot(&self.slot, NAME, self.timeout, |reply| {
             OrderManagerMsg::ToOrder {
                 order_id,
-                msg: OrderMsg::PayFromBalance { actor, reply },
+                msg: OrderMsg::PayFromBalance { who, reply },
             }
         })
         .await?
     }
 
-    pub async fn cancel(&self, order_id: i64, actor: &str) -> Result<Order, OrderError> {
-        let actor = actor.to_owned();
+    pub async fn cancel(&self, order_id: i64, who: &str) -> Result<Order, OrderError> {
+        let who = who.to_owned();
         call_slot(&self.slot, NAME, self.timeout, |reply| {
             OrderManagerMsg::ToOrder {
                 order_id,
-                msg: OrderMsg::Cancel { actor, reply },
+                msg: OrderMsg::Cancel { who, reply },
             }
         })
         .await?

@@ -12,9 +12,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::bot::notices;
 use crate::bot::outbound::{Outbound, SendError};
+use crate::domain::Audience;
 use crate::domain::{OrderStatus, now_ms};
 use crate::messages::notifier::OutboxMsg;
-use crate::store::{OUTBOX_CUSTOMER, OUTBOX_OPERATOR, OutboxMessage, Store};
+use crate::store::{OutboxMessage, Store};
 
 /// Messages taken per round and kind.
 const BATCH: i64 = 50;
@@ -48,17 +49,30 @@ pub(crate) fn retry_delay_ms(attempts: i64) -> i64 {
     (2_000i64 << attempts.clamp(0, 11)).min(3_600_000)
 }
 
+/// A row that does not read as an event is given up at once; the reason stays on the row.
+fn unreadable(e: serde_json::Error) -> SendError {
+    SendError::Unsendable(format!("unreadable outbox row: {e}"))
+}
+
 impl OutboxWorker {
     async fn round(&self) -> Result<(), crate::store::StoreError> {
         // each message is claimed just before it is sent: an instance that lost the lead and
         // does not know it yet cannot send the same message as the new leader
-        for m in self.store.due_outbox(OUTBOX_CUSTOMER, BATCH).await? {
+        for m in self
+            .store
+            .due_outbox(Audience::Customer.as_str(), BATCH)
+            .await?
+        {
             if self.store.claim_outbox(&m, now_ms() + CLAIM_MS).await? {
                 let result = self.deliver_customer(&m).await;
                 self.settle(&m, result).await?;
             }
         }
-        for m in self.store.due_outbox(OUTBOX_OPERATOR, BATCH).await? {
+        for m in self
+            .store
+            .due_outbox(Audience::Operator.as_str(), BATCH)
+            .await?
+        {
             if self.store.claim_outbox(&m, now_ms() + CLAIM_MS).await? {
                 let result = self.deliver_operator(&m).await;
                 self.settle(&m, result).await?;
@@ -69,8 +83,8 @@ impl OutboxWorker {
     }
 
     async fn deliver_customer(&self, m: &OutboxMessage) -> Result<(), SendError> {
-        let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
-        if let Some(order_id) = event.get("order_id").and_then(serde_json::Value::as_i64) {
+        let event = m.event().map_err(unreadable)?;
+        if let Some(order_id) = event.order_id() {
             self.take_off_payment_buttons(order_id).await;
         }
         let notice = notices::customer(&self.store, &self.shop, &event)
@@ -124,7 +138,7 @@ impl OutboxWorker {
             // no operator chat configured: the dashboard lists these facts anyway
             return Ok(());
         }
-        let event: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+        let event = m.event().map_err(unreadable)?;
         let text = notices::operator(&self.store, &event, self.operator_language)
             .await
             .map_err(|e| SendError::Transient(e.to_string()))?;

@@ -1,11 +1,9 @@
 //! Notifications queued in the outbox, rendered for the people who receive them: customers in
 //! their own language, operators in English.
 
-use serde_json::Value;
-
 use super::texts::{t, tf};
 use crate::config::Language;
-use crate::domain::{OrderStatus, ProductKind};
+use crate::domain::{OutboxEvent, ProductKind};
 use crate::store::{Store, StoreError};
 
 /// A rendered message for one chat.
@@ -15,10 +13,6 @@ pub struct Notice {
     pub text: String,
 }
 
-fn int(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
-}
-
 /// What notices need to know about the shop.
 #[derive(Debug, Clone)]
 pub struct Shop {
@@ -26,20 +20,17 @@ pub struct Shop {
     pub bot_username: String,
 }
 
-/// The customer's message for an outbox event; `None` when the event no longer applies (an
-/// unknown event, or its order or user is gone).
+/// The customer's message for an outbox event; `None` when the event no longer applies (its
+/// order or user is gone) or is not for customers.
 pub async fn customer(
     store: &Store,
     shop: &Shop,
-    event: &Value,
+    event: &OutboxEvent,
 ) -> Result<Option<Notice>, StoreError> {
-    let Some(name) = event.get("event").and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    if name == "agent_approved" {
-        return agent_approved(store, shop, event).await;
+    if let OutboxEvent::AgentApproved { agent_id, user_id } = *event {
+        return agent_approved(store, shop, agent_id, user_id).await;
     }
-    let Some(order_id) = int(event, "order_id") else {
+    let Some(order_id) = event.order_id() else {
         return Ok(None);
     };
     let order = match store.order(order_id).await {
@@ -50,13 +41,13 @@ pub async fn customer(
     let user = store.user(order.user_id).await?;
     let lang = super::texts::parse_language(&user.language);
     let id: &(dyn std::fmt::Display + Sync) = &order.id;
-    let text = match name {
-        "payment_seen" => tf(lang, "notify.payment_seen", &[("id", id)]),
-        "order_paid" if order.kind == ProductKind::Service => {
+    let text = match event {
+        OutboxEvent::PaymentSeen { .. } => tf(lang, "notify.payment_seen", &[("id", id)]),
+        OutboxEvent::OrderPaid { .. } if order.kind == ProductKind::Service => {
             tf(lang, "notify.in_progress", &[("id", id)])
         }
-        "order_paid" => tf(lang, "notify.paid", &[("id", id)]),
-        "order_delivered" => tf(
+        OutboxEvent::OrderPaid { .. } => tf(lang, "notify.paid", &[("id", id)]),
+        OutboxEvent::OrderDelivered { .. } => tf(
             lang,
             "notify.delivered",
             &[
@@ -64,7 +55,7 @@ pub async fn customer(
                 ("delivery", &order.delivery.clone().unwrap_or_default()),
             ],
         ),
-        "balance_credited" => {
+        OutboxEvent::BalanceCredited { .. } => {
             let amount = match order.transfer_id {
                 Some(tid) => store.transfer(tid).await?.amount,
                 None => order.price,
@@ -75,35 +66,30 @@ pub async fn customer(
                 &[("id", id), ("amount", &amount)],
             )
         }
-        "order_expired" => tf(lang, "notify.expired", &[("id", id)]),
-        "order_cancelled" => tf(lang, "notify.cancelled", &[("id", id)]),
-        "late_payment_credited" => {
-            let Some(tid) = int(event, "transfer_id") else {
-                return Ok(None);
-            };
-            let amount = store.transfer(tid).await?.amount;
+        OutboxEvent::OrderExpired { .. } => tf(lang, "notify.expired", &[("id", id)]),
+        OutboxEvent::OrderCancelled { .. } => tf(lang, "notify.cancelled", &[("id", id)]),
+        OutboxEvent::LatePaymentCredited { transfer_id, .. } => {
+            let amount = store.transfer(*transfer_id).await?.amount;
             tf(
                 lang,
                 "notify.late_credited",
                 &[("id", id), ("amount", &amount)],
             )
         }
-        "order_status" => {
-            let status = event
-                .get("status")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<OrderStatus>().ok())
-                .unwrap_or(order.status);
-            tf(
-                lang,
-                "notify.status",
-                &[
-                    ("id", id),
-                    ("status", &t(lang, &format!("status.{}", status.as_str()))),
-                ],
-            )
-        }
-        _ => return Ok(None),
+        OutboxEvent::OrderStatus { status, .. } => tf(
+            lang,
+            "notify.status",
+            &[
+                ("id", id),
+                ("status", &t(lang, &format!("status.{}", status.as_str()))),
+            ],
+        ),
+        OutboxEvent::AgentApproved { .. }
+        | OutboxEvent::ServiceRequest { .. }
+        | OutboxEvent::StockExhausted { .. }
+        | OutboxEvent::LatePaymentReview { .. }
+        | OutboxEvent::UnmatchedTransfer { .. }
+        | OutboxEvent::Callback(_) => return Ok(None),
     };
     Ok(Some(Notice {
         chat_id: user.telegram_id,
@@ -112,22 +98,14 @@ pub async fn customer(
 }
 
 /// The operators' message for an outbox event, in `lang` (the shop's
-/// `telegram.default_language`), from the locale files.
+/// `telegram.default_language`), from the locale files; `None` for an event not for operators.
 pub async fn operator(
     store: &Store,
-    event: &Value,
+    event: &OutboxEvent,
     lang: Language,
 ) -> Result<Option<String>, StoreError> {
-    let Some(name) = event.get("event").and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    let order = int(event, "order_id").unwrap_or(0);
-    let transfer = int(event, "transfer_id").unwrap_or(0);
-    let text = match name {
-        "service_request" => {
-            let Some(order_id) = int(event, "order_id") else {
-                return Ok(None);
-            };
+    let text = match *event {
+        OutboxEvent::ServiceRequest { order_id } => {
             let o = store.order(order_id).await?;
             let request = o
                 .request_text
@@ -138,17 +116,19 @@ pub async fn operator(
                 &[("id", &o.id), ("text", &request)],
             )
         }
-        "stock_exhausted" => tf(lang, "operator.stock_exhausted", &[("id", &order)]),
-        "late_payment_review" => tf(
+        OutboxEvent::StockExhausted { order_id } => {
+            tf(lang, "operator.stock_exhausted", &[("id", &order_id)])
+        }
+        OutboxEvent::LatePaymentReview {
+            transfer_id,
+            order_id,
+        } => tf(
             lang,
             "operator.late_payment_review",
-            &[("id", &order), ("transfer", &transfer)],
+            &[("id", &order_id.unwrap_or(0)), ("transfer", &transfer_id)],
         ),
-        "unmatched_transfer" => {
-            let Some(tid) = int(event, "transfer_id") else {
-                return Ok(None);
-            };
-            let tr = store.transfer(tid).await?;
+        OutboxEvent::UnmatchedTransfer { transfer_id } => {
+            let tr = store.transfer(transfer_id).await?;
             tf(
                 lang,
                 "operator.unmatched_transfer",
@@ -169,11 +149,9 @@ pub async fn operator(
 async fn agent_approved(
     store: &Store,
     shop: &Shop,
-    event: &Value,
+    agent_id: i64,
+    user_id: i64,
 ) -> Result<Option<Notice>, StoreError> {
-    let (Some(agent_id), Some(user_id)) = (int(event, "agent_id"), int(event, "user_id")) else {
-        return Ok(None);
-    };
     let agent = store.agent(agent_id).await?;
     let user = store.user(user_id).await?;
     let lang = super::texts::parse_language(&user.language);

@@ -81,6 +81,10 @@ pub enum SendError {
     /// Still failing after the retries; worth trying again later.
     #[error("telegram unreachable: {0}")]
     Transient(String),
+    /// The message could not be made (an outbox row no version of the service wrote): nothing
+    /// was sent, and trying again will not help.
+    #[error("cannot be sent: {0}")]
+    Unsendable(String),
 }
 
 /// Sorts a failed Bot API call: permanent when Telegram says the request itself cannot succeed
@@ -119,7 +123,7 @@ fn is_client_error(description: &str) -> bool {
 
 impl SendError {
     pub fn is_permanent(&self) -> bool {
-        matches!(self, SendError::Refused(_))
+        matches!(self, SendError::Refused(_) | SendError::Unsendable(_))
     }
 
     /// The user blocked the bot (or deleted their account): stop writing to them.

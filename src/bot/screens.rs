@@ -730,8 +730,8 @@ async fn create_and_instruct(
     product_name: &str,
 ) -> Result<Option<String>, BotError> {
     let lang = s.lang;
-    let actor = format!("user:{}", s.user_id);
-    match env.orders.create(new, &actor).await {
+    let who = format!("user:{}", s.user_id);
+    match env.orders.create(new, &who).await {
         Ok(order) => {
             instructions(env, s, &order, product_name).await?;
             Ok(None)

@@ -8,28 +8,66 @@ use std::collections::HashMap;
 
 use super::Money;
 
+/// Where an allocation row stands in the database (`allocations.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationState {
+    /// Held by a pending order.
+    Pending,
+    /// Its order ended (paid, expired or cancelled); the amount stays out of reach until
+    /// `quarantine_until`, so a payment of it still finds its order.
+    Quarantined,
+    /// Free again: the quarantine is over, or the order was never shown to anyone.
+    Released,
+}
+
+string_enum!(AllocationState, "allocation state", {
+    Pending => "pending",
+    Quarantined => "quarantined",
+    Released => "released",
+});
+
 /// Who holds an amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hold {
     /// A pending order; the amount is payable until `expires_at` (Unix ms).
     Pending { order_id: i64, expires_at: i64 },
-    /// Freed by expiry or cancellation; not handed out again before `until` (Unix ms).
+    /// Its order ended (paid, expired or cancelled); not handed out again before `until`.
     Quarantined { order_id: i64, until: i64 },
+    /// Another instance gave the amount out (the database said so when this instance tried to
+    /// store it); the holder is not known here, so the amount stays out of reach until `until`
+    /// and a transfer of it is looked up in the database.
+    Elsewhere { until: i64 },
 }
 
 impl Hold {
-    pub fn order_id(self) -> i64 {
+    /// The order of ours that holds the amount (none when another instance holds it).
+    pub fn order_id(self) -> Option<i64> {
         match self {
-            Hold::Pending { order_id, .. } | Hold::Quarantined { order_id, .. } => order_id,
+            Hold::Pending { order_id, .. } | Hold::Quarantined { order_id, .. } => Some(order_id),
+            Hold::Elsewhere { .. } => None,
         }
     }
 }
 
-/// An amount handed out.
+/// An amount on a wallet handed out for one order, payable until `expires_at` (Unix ms). The
+/// table names wallets by index (`Allocation<usize>`); the matcher and the store by address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocated {
-    pub wallet_index: usize,
+pub struct Allocation<W = String> {
+    pub wallet: W,
     pub amount: Money,
+    pub expires_at: i64,
+}
+
+impl<W> Allocation<W> {
+    /// The same allocation with its wallet named another way.
+    pub fn map_wallet<V>(self, f: impl FnOnce(W) -> V) -> Allocation<V> {
+        Allocation {
+            wallet: f(self.wallet),
+            amount: self.amount,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// All slots of every wallet are held; the first one frees at `retry_at` (Unix ms).
@@ -46,20 +84,21 @@ pub enum MatchResult {
     Order(i64),
     /// It pays an order whose window has passed (expired or quarantined amount).
     Late(i64),
+    /// Another instance holds the amount: the database knows for which order.
+    Elsewhere,
     /// No order ever held this amount (or its quarantine is over).
     NoMatch,
 }
 
-/// How an allocation ends.
+/// What ending an order's hold does with its amount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReleaseReason {
-    /// Paid: the amount rests in quarantine, so a second identical payment is recognised as
-    /// belonging to this order (and credited) rather than paying someone else's.
-    Paid,
-    /// Expired or cancelled: the amount rests in quarantine.
-    Expired,
-    /// The order was never shown to anyone (its transaction failed): free at once.
-    Abandoned,
+pub enum Release {
+    /// The order was paid, expired or was cancelled: the amount rests in quarantine, so a
+    /// payment of it (a late one, or the same payment sent twice) is recognised as belonging
+    /// to this order instead of paying someone else's.
+    Quarantine,
+    /// The order was never shown to anyone (its transaction failed): the amount is free at once.
+    Free,
 }
 
 /// Rules of the table, from `payments.*` configuration.
@@ -123,9 +162,13 @@ impl AllocationTable {
         }
         if let Some(old) = self.holds.insert(key, hold) {
             self.pending -= usize::from(is_pending(Some(&old)));
-            self.by_order.remove(&old.order_id());
+            if let Some(id) = old.order_id() {
+                self.by_order.remove(&id);
+            }
         }
-        self.by_order.insert(hold.order_id(), key);
+        if let Some(id) = hold.order_id() {
+            self.by_order.insert(id, key);
+        }
     }
 
     /// Hands `order_id` the smallest free amount above `price`, trying wallets in order.
@@ -135,17 +178,15 @@ impl AllocationTable {
         order_id: i64,
         price: Money,
         now: i64,
-    ) -> Result<(Allocated, i64), SlotsExhausted> {
+    ) -> Result<Allocation<usize>, SlotsExhausted> {
         if let Some(&(w, a)) = self.by_order.get(&order_id)
             && let Some(Hold::Pending { expires_at, .. }) = self.holds.get(&(w, a))
         {
-            return Ok((
-                Allocated {
-                    wallet_index: w,
-                    amount: Money::from_micros(a),
-                },
-                *expires_at,
-            ));
+            return Ok(Allocation {
+                wallet: w,
+                amount: Money::from_micros(a),
+                expires_at: *expires_at,
+            });
         }
         let step = self.rules.step.micros();
         let mut retry_at = i64::MAX;
@@ -157,8 +198,12 @@ impl AllocationTable {
                 let key = (wallet, amount);
                 let free = match self.holds.get(&key) {
                     None => true,
-                    Some(Hold::Quarantined { until, .. }) if *until <= now => true,
-                    Some(Hold::Quarantined { until, .. }) => {
+                    Some(Hold::Quarantined { until, .. } | Hold::Elsewhere { until })
+                        if *until <= now =>
+                    {
+                        true
+                    }
+                    Some(Hold::Quarantined { until, .. } | Hold::Elsewhere { until }) => {
                         retry_at = retry_at.min(*until);
                         false
                     }
@@ -176,18 +221,17 @@ impl AllocationTable {
                             order_id,
                             expires_at,
                         },
-                    ) {
-                        self.by_order.remove(&old.order_id());
+                    ) && let Some(id) = old.order_id()
+                    {
+                        self.by_order.remove(&id);
                     }
                     self.pending += 1;
                     self.by_order.insert(order_id, key);
-                    return Ok((
-                        Allocated {
-                            wallet_index: wallet,
-                            amount: Money::from_micros(amount),
-                        },
+                    return Ok(Allocation {
+                        wallet,
+                        amount: Money::from_micros(amount),
                         expires_at,
-                    ));
+                    });
                 }
             }
         }
@@ -196,19 +240,19 @@ impl AllocationTable {
         })
     }
 
-    /// Ends an order's hold: freed at once, or quarantined until `now + quarantine`.
+    /// Ends an order's hold: quarantined until `now + quarantine`, or freed at once.
     /// Returns whether the order held anything.
-    pub fn release(&mut self, order_id: i64, reason: ReleaseReason, now: i64) -> bool {
+    pub fn release(&mut self, order_id: i64, release: Release, now: i64) -> bool {
         let Some(key) = self.by_order.get(&order_id).copied() else {
             return false;
         };
         self.pending -= usize::from(is_pending(self.holds.get(&key)));
-        match reason {
-            ReleaseReason::Abandoned => {
+        match release {
+            Release::Free => {
                 self.holds.remove(&key);
                 self.by_order.remove(&order_id);
             }
-            ReleaseReason::Paid | ReleaseReason::Expired => {
+            Release::Quarantine => {
                 self.holds.insert(
                     key,
                     Hold::Quarantined {
@@ -232,7 +276,8 @@ impl AllocationTable {
             Some(Hold::Quarantined { order_id, until }) if at < *until => {
                 MatchResult::Late(*order_id)
             }
-            Some(Hold::Quarantined { .. }) | None => MatchResult::NoMatch,
+            Some(Hold::Elsewhere { until }) if at < *until => MatchResult::Elsewhere,
+            Some(Hold::Quarantined { .. } | Hold::Elsewhere { .. }) | None => MatchResult::NoMatch,
         }
     }
 
@@ -245,6 +290,7 @@ impl AllocationTable {
                 by_order.remove(order_id);
                 false
             }
+            Hold::Elsewhere { until } => *until > now,
             _ => true,
         });
         before - self.holds.len()
@@ -278,22 +324,23 @@ mod tests {
     #[test]
     fn smallest_free_offset_above_the_price() {
         let mut t = table(1, 999);
-        let (a, exp) = t.allocate(1, PRICE, 0).unwrap();
+        let a = t.allocate(1, PRICE, 0).unwrap();
+        let exp = a.expires_at;
         assert_eq!(a.amount.to_string(), "10.001000");
         assert_eq!(exp, 900_000);
         assert_eq!(
-            t.allocate(2, PRICE, 0).unwrap().0.amount.to_string(),
+            t.allocate(2, PRICE, 0).unwrap().amount.to_string(),
             "10.002000"
         );
-        t.release(1, ReleaseReason::Abandoned, 1);
+        t.release(1, Release::Free, 1);
         assert_eq!(
-            t.allocate(3, PRICE, 1).unwrap().0.amount.to_string(),
+            t.allocate(3, PRICE, 1).unwrap().amount.to_string(),
             "10.001000"
         );
         // a paid amount rests like an expired one: a repeated payment stays with its order
-        t.release(3, ReleaseReason::Paid, 2);
+        t.release(3, Release::Quarantine, 2);
         assert_eq!(
-            t.allocate(4, PRICE, 3).unwrap().0.amount.to_string(),
+            t.allocate(4, PRICE, 3).unwrap().amount.to_string(),
             "10.003000"
         );
         assert_eq!(
@@ -309,9 +356,9 @@ mod tests {
         assert_eq!(t.allocate(7, PRICE, 5).unwrap(), a);
         assert_eq!(t.len(), 1);
         assert_eq!(t.pending(), 1);
-        t.release(7, ReleaseReason::Expired, 1);
+        t.release(7, Release::Quarantine, 1);
         assert_eq!((t.len(), t.pending()), (1, 0));
-        t.release(7, ReleaseReason::Expired, 2);
+        t.release(7, Release::Quarantine, 2);
         assert_eq!(
             (t.len(), t.pending()),
             (1, 0),
@@ -323,27 +370,24 @@ mod tests {
     fn next_wallet_then_busy_with_the_first_free_time() {
         let mut t = table(2, 2);
         let wallets: Vec<usize> = (1..=4)
-            .map(|o| t.allocate(o, PRICE, 0).unwrap().0.wallet_index)
+            .map(|o| t.allocate(o, PRICE, 0).unwrap().wallet)
             .collect();
         assert_eq!(wallets, vec![0, 0, 1, 1]);
         let err = t.allocate(5, PRICE, 0).unwrap_err();
         assert_eq!(err.retry_at, 900_000 + 1_800_000);
-        t.release(3, ReleaseReason::Expired, 100);
+        t.release(3, Release::Quarantine, 100);
         let err = t.allocate(5, PRICE, 200).unwrap_err();
         assert_eq!(err.retry_at, 100 + 1_800_000, "the quarantine frees first");
-        let (a, _) = t.allocate(5, PRICE, 100 + 1_800_000).unwrap();
-        assert_eq!(
-            (a.wallet_index, a.amount.to_string().as_str()),
-            (1, "10.001000")
-        );
+        let a = t.allocate(5, PRICE, 100 + 1_800_000).unwrap();
+        assert_eq!((a.wallet, a.amount.to_string().as_str()), (1, "10.001000"));
     }
 
     #[test]
     fn quarantine_keeps_late_payers_away_from_new_orders() {
         let mut t = table(1, 999);
-        let (a, _) = t.allocate(1, PRICE, 0).unwrap();
-        t.release(1, ReleaseReason::Expired, 900_000);
-        let (b, _) = t.allocate(2, PRICE, 900_001).unwrap();
+        let a = t.allocate(1, PRICE, 0).unwrap();
+        t.release(1, Release::Quarantine, 900_000);
+        let b = t.allocate(2, PRICE, 900_001).unwrap();
         assert_ne!(a.amount, b.amount, "a quarantined amount is not handed out");
         assert_eq!(t.match_transfer(0, a.amount, 900_500), MatchResult::Late(1));
         assert_eq!(
@@ -364,7 +408,8 @@ mod tests {
     #[test]
     fn a_transfer_after_the_window_is_late() {
         let mut t = table(1, 9);
-        let (a, exp) = t.allocate(1, PRICE, 0).unwrap();
+        let a = t.allocate(1, PRICE, 0).unwrap();
+        let exp = a.expires_at;
         assert_eq!(t.match_transfer(0, a.amount, exp), MatchResult::Order(1));
         assert_eq!(t.match_transfer(0, a.amount, exp + 1), MatchResult::Late(1));
     }
@@ -380,7 +425,37 @@ mod tests {
             },
             1,
         );
-        let (a, _) = t.allocate(1, PRICE, 0).unwrap();
+        let a = t.allocate(1, PRICE, 0).unwrap();
         assert_eq!(a.amount.to_string(), "10.000001");
+    }
+
+    #[test]
+    fn an_amount_held_elsewhere_is_neither_handed_out_nor_matched_here() {
+        let mut t = table(1, 2);
+        t.restore(
+            0,
+            Money::from_micros(10_001_000),
+            Hold::Elsewhere { until: 1_000 },
+        );
+        let a = t.allocate(1, PRICE, 0).unwrap();
+        assert_eq!(
+            a.amount.to_string(),
+            "10.002000",
+            "the held amount is skipped"
+        );
+        assert_eq!(
+            t.match_transfer(0, Money::from_micros(10_001_000), 500),
+            MatchResult::Elsewhere
+        );
+        assert_eq!(
+            t.pending(),
+            1,
+            "a hold elsewhere is not one of our pending orders"
+        );
+        assert_eq!(t.purge(1_000), 1);
+        assert_eq!(
+            t.match_transfer(0, Money::from_micros(10_001_000), 1_500),
+            MatchResult::NoMatch
+        );
     }
 }

@@ -49,16 +49,21 @@ macro_rules! string_enum {
 pub mod account;
 pub mod agent;
 pub mod allocation;
+pub mod event;
 pub mod money;
 pub mod order;
 pub mod role;
 pub mod text;
+pub mod transfer;
 pub mod tron;
 
 pub use agent::AgentStatus;
+pub use allocation::AllocationState;
+pub use event::{Audience, OrderCallback, OutboxEvent};
 pub use money::{Money, MoneyError};
 pub use order::{IllegalTransition, OrderRuleError, OrderStatus, ProductKind, ProductOffer};
 pub use role::Role;
+pub use transfer::TransferOutcome;
 pub use tron::{TronAddress, TronAddressError};
 
 /// Milliseconds since the Unix epoch: the one time format stored in the database, so both

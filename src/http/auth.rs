@@ -34,7 +34,7 @@ pub struct Caller {
 
 impl Caller {
     /// The audit-log name of this caller.
-    pub fn actor(&self) -> String {
+    pub fn audit_name(&self) -> String {
         self.subject.clone()
     }
 

@@ -3,16 +3,7 @@
 use ractor::RpcReplyPort;
 
 use crate::domain::Money;
-use crate::domain::allocation::{MatchResult, ReleaseReason, SlotsExhausted};
-
-/// An amount handed out for an order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    pub wallet: String,
-    pub amount: Money,
-    /// End of the payment window, Unix ms.
-    pub expires_at: i64,
-}
+use crate::domain::allocation::{Allocation, MatchResult, Release, SlotsExhausted};
 
 /// Counts for metrics and the dashboard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,20 +17,14 @@ pub enum MatcherMsg {
     Allocate {
         order_id: i64,
         price: Money,
-        reply: RpcReplyPort<Result<Assignment, SlotsExhausted>>,
+        reply: RpcReplyPort<Result<Allocation, SlotsExhausted>>,
     },
-    /// End an order's hold (paid: free now; expired or cancelled: quarantine).
-    Release {
-        order_id: i64,
-        reason: ReleaseReason,
-    },
+    /// End an order's hold: quarantine its amount (paid, expired, cancelled) or free it (the
+    /// order was never shown).
+    Release { order_id: i64, release: Release },
     /// The database holds `amount` on `wallet` for another order (a second instance gave it
     /// out): mark it taken so it is not offered again.
-    TakenElsewhere {
-        wallet: String,
-        amount: Money,
-        order_id: i64,
-    },
+    TakenElsewhere { wallet: String, amount: Money },
     /// What a transfer of `amount` to `wallet` at `at` (Unix ms) pays.
     Match {
         wallet: String,

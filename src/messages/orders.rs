@@ -55,12 +55,12 @@ pub enum OrderMsg {
     },
     /// Pay the order from its customer's balance.
     PayFromBalance {
-        actor: String,
+        who: String,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
     /// Cancel the order.
     Cancel {
-        actor: String,
+        who: String,
         reply: RpcReplyPort<Result<Order, OrderError>>,
     },
 }

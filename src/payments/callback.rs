@@ -22,10 +22,10 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use crate::config::Secret;
+use crate::domain::OutboxEvent;
 use crate::store::{OutboxMessage, Store, StoreError};
 
 pub const EVENT_HEADER: &str = "x-telebot-event";
@@ -83,15 +83,22 @@ impl CallbackError {
 /// Builds the request body of a queued callback from the order as it stands now. The digital
 /// goods delivered to the customer are left out: they are the customer's, not the callback's.
 pub async fn build(store: &Store, m: &OutboxMessage) -> Result<Callback, CallbackError> {
-    let payload: Value = serde_json::from_str(&m.payload)
-        .map_err(|e| CallbackError::Unbuildable(format!("payload is not JSON: {e}")))?;
-    let event = payload["event"]
-        .as_str()
-        .ok_or_else(|| CallbackError::Unbuildable("payload names no event".into()))?
-        .to_owned();
-    let order_id = payload["order_id"]
-        .as_i64()
-        .ok_or_else(|| CallbackError::Unbuildable("payload names no order".into()))?;
+    let callback = match m.event() {
+        Ok(OutboxEvent::Callback(c)) => c,
+        Ok(other) => {
+            return Err(CallbackError::Unbuildable(format!(
+                "a {} event is not a merchant callback",
+                other.audience()
+            )));
+        }
+        Err(e) => {
+            return Err(CallbackError::Unbuildable(format!(
+                "unreadable payload: {e}"
+            )));
+        }
+    };
+    let event = callback.name();
+    let order_id = callback.order_id;
     let mut order = match store.order(order_id).await {
         Ok(o) => o,
         Err(StoreError::NotFound(_)) => {
@@ -123,7 +130,7 @@ pub async fn build(store: &Store, m: &OutboxMessage) -> Result<Callback, Callbac
     let body = serde_json::json!({
         "event": event,
         "delivery_id": m.id,
-        "occurred_at": payload["at"].as_i64().unwrap_or(m.created_at),
+        "occurred_at": callback.at,
         "order": order,
         "customer": Customer { telegram_id: user.telegram_id, username: user.username },
         "transfer": transfer,

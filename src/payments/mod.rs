@@ -13,7 +13,7 @@ use crate::actors::matcher::MatcherHandle;
 use crate::actors::order_manager::OrdersHandle;
 use crate::config::LatePaymentRule;
 use crate::domain::allocation::MatchResult;
-use crate::domain::{Money, OrderStatus, now_ms};
+use crate::domain::{AllocationState, Money, OrderStatus, OutboxEvent, TransferOutcome, now_ms};
 use crate::messages::orders::OrderError;
 use crate::store::{NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer};
 
@@ -147,7 +147,7 @@ impl Payments {
     /// Places a confirmed transfer that is still `pending`; reports an earlier placement
     /// otherwise.
     pub async fn place(&self, transfer: &Transfer) -> Result<Ingested, PaymentsError> {
-        if transfer.outcome != "pending" {
+        if transfer.outcome != TransferOutcome::Pending {
             return Ok(Ingested {
                 transfer_id: transfer.id,
                 placement: Placement::Duplicate,
@@ -180,19 +180,19 @@ impl Payments {
             .match_transfer(&t.to_address, t.amount, t.block_time)
             .await?
         {
-            MatchResult::Order(id) if id > 0 => MatchResult::Order(id),
-            MatchResult::Late(id) if id > 0 => MatchResult::Late(id),
-            // not in this instance's table: the database knows every live holder
-            _ => match self
+            found @ (MatchResult::Order(_) | MatchResult::Late(_)) => found,
+            // held by another instance, or not in this instance's table: the database knows
+            // every live holder
+            MatchResult::Elsewhere | MatchResult::NoMatch => match self
                 .store
                 .amount_holder(&t.chain, &t.token, &t.to_address, t.amount)
                 .await?
             {
-                Some(h) if h.state == "pending" && t.block_time <= h.expires_at => {
+                Some(h) if h.state == AllocationState::Pending && t.block_time <= h.expires_at => {
                     MatchResult::Order(h.order_id)
                 }
                 Some(h)
-                    if h.state == "pending"
+                    if h.state == AllocationState::Pending
                         || h.quarantine_until.is_some_and(|u| t.block_time < u) =>
                 {
                     MatchResult::Late(h.order_id)
@@ -218,7 +218,8 @@ impl Payments {
                 Err(e) => Err(e.into()),
             },
             MatchResult::Late(order_id) => self.late(t, order_id).await,
-            MatchResult::NoMatch => self.unmatched(t).await,
+            // the database lookup above leaves no amount held elsewhere unresolved
+            MatchResult::NoMatch | MatchResult::Elsewhere => self.unmatched(t).await,
         }
     }
 
@@ -280,19 +281,14 @@ impl Payments {
             .matcher
             .match_transfer(&t.to_address, t.amount, t.block_time)
             .await?
-            && order_id > 0
         {
             let order = self.store.order(order_id).await?;
-            let payload = serde_json::json!({
-                "event": "payment_seen", "order_id": order_id, "user_id": order.user_id, "transfer_id": t.id,
-            });
-            self.store
-                .enqueue(
-                    crate::store::OUTBOX_CUSTOMER,
-                    Some(&format!("seen:{}", t.id)),
-                    &payload.to_string(),
-                )
-                .await?;
+            let event = OutboxEvent::PaymentSeen {
+                order_id,
+                user_id: order.user_id,
+                transfer_id: t.id,
+            };
+            self.store.enqueue_event(&event).await?;
         }
         Ok(())
     }

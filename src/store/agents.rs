@@ -4,7 +4,6 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::audit::{AuditRecord, append_audit};
-use super::outbox::enqueue_outbox;
 use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{AgentStatus, now_ms};
 
@@ -43,7 +42,7 @@ macro_rules! agent_columns {
 impl Store {
     /// Creates an agent and records it for `actor` in the audit log in the same transaction:
     /// `agent.applied` for a pending application from the bot, `agent.created` otherwise.
-    pub async fn create_agent(&self, a: &NewAgent, actor: &str) -> StoreResult<Agent> {
+    pub async fn create_agent(&self, a: &NewAgent, who: &str) -> StoreResult<Agent> {
         let now = now_ms();
         let conflict = |e: sqlx::Error| {
             let e = StoreError::from(e);
@@ -73,7 +72,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict)?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, action, "agent", agent.id).after(&agent))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, action, "agent", agent.id).after(&agent))?;
             agent
         }))
     }
@@ -202,7 +201,7 @@ impl Store {
         &self,
         id: i64,
         u: &AgentUpdate,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(Agent, Agent)> {
         // the change, its audit entry and the approval notice commit together
         Ok(in_tx!(self, tx => {
@@ -229,16 +228,15 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "agent.updated", "agent", id)
+            append_audit!(&mut *tx, AuditRecord::new(who, "agent.updated", "agent", id)
                 .before(&before)
                 .after(&after))?;
             if before.status != AgentStatus::Active
                 && after.status == AgentStatus::Active
                 && let Some(user_id) = after.user_id
             {
-                let event =
-                    serde_json::json!({"event": "agent_approved", "agent_id": id, "user_id": user_id});
-                enqueue_outbox!(&mut *tx, super::OUTBOX_CUSTOMER, Some(format!("agent_approved:{id}")), event.to_string())?;
+                let event = crate::domain::OutboxEvent::AgentApproved { agent_id: id, user_id };
+                super::enqueue_event!(&mut *tx, &event)?;
             }
             (before, after)
         }))
@@ -313,7 +311,7 @@ impl Store {
         &self,
         agent_id: i64,
         address: &str,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<Option<Payout>> {
         let now = now_ms();
         let payout = super::in_tx!(self, tx => {
@@ -347,7 +345,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            super::append_audit!(&mut *tx, &super::AuditRecord::new(actor, "payout.requested", "payout", payout.id).after(&payout))?;
+            super::append_audit!(&mut *tx, &super::AuditRecord::new(who, "payout.requested", "payout", payout.id).after(&payout))?;
             Some(payout)
         });
         Ok(payout)
@@ -391,7 +389,7 @@ impl Store {
         &self,
         id: i64,
         to: &str,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(Payout, Payout)> {
         let now = now_ms();
         let pair = super::in_tx!(self, tx => {
@@ -412,7 +410,7 @@ impl Store {
             )
             .bind(id)
             .bind(to)
-            .bind(actor)
+            .bind(who)
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
@@ -432,7 +430,7 @@ impl Store {
                 _ => {}
             }
             let action = format!("payout.{to}");
-            super::append_audit!(&mut *tx, &super::AuditRecord::new(actor, &action, "payout", id).before(&before).after(&after))?;
+            super::append_audit!(&mut *tx, &super::AuditRecord::new(who, &action, "payout", id).before(&before).after(&after))?;
             (before, after)
         });
         Ok(pair)

@@ -22,7 +22,8 @@ pub struct AuditEntry {
 /// A record to append. `before`/`after` are JSON snapshots (or `None`).
 #[derive(Debug, Clone)]
 pub struct AuditRecord<'a> {
-    pub actor: &'a str,
+    /// Who did it: `system`, `token:3`, `dashboard:boss`, `user:12`, ... (the `actor` column).
+    pub who: &'a str,
     pub action: &'a str,
     pub entity: &'a str,
     pub entity_id: String,
@@ -31,9 +32,9 @@ pub struct AuditRecord<'a> {
 }
 
 impl<'a> AuditRecord<'a> {
-    pub fn new(actor: &'a str, action: &'a str, entity: &'a str, entity_id: impl ToString) -> Self {
+    pub fn new(who: &'a str, action: &'a str, entity: &'a str, entity_id: impl ToString) -> Self {
         AuditRecord {
-            actor,
+            who,
             action,
             entity,
             entity_id: entity_id.to_string(),
@@ -72,7 +73,7 @@ macro_rules! append_audit {
              values ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind($crate::domain::now_ms())
-        .bind(rec.actor)
+        .bind(rec.who)
         .bind(rec.action)
         .bind(rec.entity)
         .bind(&rec.entity_id)

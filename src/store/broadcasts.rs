@@ -99,7 +99,7 @@ impl Store {
     pub async fn cancel_broadcast(
         &self,
         id: i64,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(Broadcast, Broadcast)> {
         Ok(in_tx!(self, tx => {
             let before: Broadcast = sqlx::query_as(concat!("select ", broadcast_columns!(), " from broadcasts where id = $1"))
@@ -117,7 +117,7 @@ impl Store {
             .await?;
             match after {
                 Some(after) => {
-                    append_audit!(&mut *tx, AuditRecord::new(actor, "broadcast.cancelled", "broadcast", id).before(&before).after(&after))?;
+                    append_audit!(&mut *tx, AuditRecord::new(who, "broadcast.cancelled", "broadcast", id).before(&before).after(&after))?;
                     (before, after)
                 }
                 None => return Err(StoreError::Conflict(format!("the broadcast is {}", before.status))),

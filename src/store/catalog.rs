@@ -136,7 +136,7 @@ macro_rules! product_columns {
 
 impl Store {
     /// Creates a category; `actor` is recorded in the audit log in the same transaction.
-    pub async fn create_category(&self, c: &NewCategory, actor: &str) -> StoreResult<Category> {
+    pub async fn create_category(&self, c: &NewCategory, who: &str) -> StoreResult<Category> {
         let conflict = |e: sqlx::Error| {
             let e = StoreError::from(e);
             if e.is_unique_violation() {
@@ -159,7 +159,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict)?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "category.created", "category", created.id).after(&created))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "category.created", "category", created.id).after(&created))?;
             created
         }))
     }
@@ -177,7 +177,7 @@ impl Store {
     }
 
     /// Creates a product; `actor` is recorded in the audit log in the same transaction.
-    pub async fn create_product(&self, p: &ProductInput, actor: &str) -> StoreResult<Product> {
+    pub async fn create_product(&self, p: &ProductInput, who: &str) -> StoreResult<Product> {
         let now = now_ms();
         let created = in_tx!(self, tx => {
             let created: Product = sqlx::query_as(concat!(
@@ -198,7 +198,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "product.created", "product", created.id).after(&created))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "product.created", "product", created.id).after(&created))?;
             created
         });
         self.catalog.invalidate();
@@ -211,7 +211,7 @@ impl Store {
         &self,
         id: i64,
         p: &ProductInput,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<Product> {
         let updated = in_tx!(self, tx => {
             let before: Product = sqlx::query_as(concat!(
@@ -240,7 +240,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "product.updated", "product", id).before(&before).after(&after))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "product.updated", "product", id).before(&before).after(&after))?;
             after
         });
         self.catalog.invalidate();
@@ -249,7 +249,7 @@ impl Store {
 
     /// Removes a product from sale, recorded for `actor` in the audit log in the same
     /// transaction. Orders keep pointing at it, so the row stays, marked deleted.
-    pub async fn delete_product(&self, id: i64, actor: &str) -> StoreResult<Product> {
+    pub async fn delete_product(&self, id: i64, who: &str) -> StoreResult<Product> {
         let deleted = in_tx!(self, tx => {
             let deleted: Product = sqlx::query_as(concat!(
                 "update products set deleted = true, hidden = true, updated_at = $2 \
@@ -261,7 +261,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("product"))?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "product.deleted", "product", id).before(&deleted))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "product.deleted", "product", id).before(&deleted))?;
             deleted
         });
         self.catalog.invalidate();
@@ -363,7 +363,7 @@ impl Store {
         &self,
         product_id: i64,
         items: &[String],
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(u64, i64)> {
         let product = self.product(product_id).await?;
         if product.kind != ProductKind::Digital {
@@ -424,7 +424,7 @@ impl Store {
             .bind(product_id)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "stock.added", "product", product_id)
+            append_audit!(&mut *tx, AuditRecord::new(who, "stock.added", "product", product_id)
                 .after(&serde_json::json!({"added": added, "available": available})))?;
             Ok((added, available))
             }

@@ -40,7 +40,7 @@ impl Store {
         username: &str,
         password_hash: &str,
         role: Role,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<DashboardUser> {
         Ok(in_tx!(self, tx => {
             let user: DashboardUser = sqlx::query_as(
@@ -54,7 +54,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "account.set", "dashboard_user", user.id).after(&user))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "account.set", "dashboard_user", user.id).after(&user))?;
             user
         }))
     }

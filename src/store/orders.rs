@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{AuditRecord, Page, Store, StoreError, StoreResult, append_audit, in_tx, on_pool};
+use crate::domain::allocation::Allocation;
 use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -67,14 +68,6 @@ pub struct NewOrder {
     pub request_text: Option<String>,
 }
 
-/// An amount on a wallet handed out for one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssignedAmount {
-    pub wallet: String,
-    pub amount: Money,
-    pub expires_at: i64,
-}
-
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The owner of unique amounts, asked for one while the order's transaction is open.
@@ -86,10 +79,10 @@ pub trait AmountSource: Send + Sync {
         &self,
         order_id: i64,
         price: Money,
-    ) -> BoxFuture<'_, Result<AssignedAmount, Self::Error>>;
+    ) -> BoxFuture<'_, Result<Allocation, Self::Error>>;
     /// The database already holds `amount` (another instance gave it out): never offer it again
     /// while it is live there.
-    fn taken_elsewhere(&self, order_id: i64, amount: &AssignedAmount);
+    fn taken_elsewhere(&self, allocation: &Allocation);
 }
 
 /// Outcome of creating an order.
@@ -120,7 +113,7 @@ impl Store {
         &self,
         new: &NewOrder,
         amounts: &S,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<CreateOrder<S::Error>> {
         let now = now_ms();
         let created = in_tx!(self, tx => {
@@ -180,7 +173,7 @@ impl Store {
                 if inserted.is_some() {
                     break assigned;
                 }
-                amounts.taken_elsewhere(order_id, &assigned);
+                amounts.taken_elsewhere(&assigned);
                 conflicts += 1;
                 if conflicts >= MAX_AMOUNT_CONFLICTS {
                     return Err(StoreError::Conflict(
@@ -200,7 +193,7 @@ impl Store {
             .await?;
             append_audit!(
                 &mut *tx,
-                &AuditRecord::new(actor, "order.created", "order", order.id).after(&order)
+                &AuditRecord::new(who, "order.created", "order", order.id).after(&order)
             )?;
             order
         });

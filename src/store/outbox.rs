@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Store, StoreResult, on_pool};
-use crate::domain::now_ms;
+use crate::domain::{OutboxEvent, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct OutboxMessage {
@@ -39,8 +39,39 @@ macro_rules! enqueue_outbox {
 }
 pub(crate) use enqueue_outbox;
 
+/// Queues an [`OutboxEvent`] inside a caller's transaction or on a pool: its audience, dedupe
+/// key and JSON all come from the event.
+macro_rules! enqueue_event {
+    ($executor:expr, $event:expr) => {{
+        let event: &$crate::domain::OutboxEvent = $event;
+        $crate::store::enqueue_outbox!(
+            $executor,
+            event.audience().as_str(),
+            Some(event.dedupe_key()),
+            event.to_json()
+        )
+    }};
+}
+pub(crate) use enqueue_event;
+
+impl OutboxMessage {
+    /// The event the row carries; an error for a row no version of the service wrote.
+    pub fn event(&self) -> Result<OutboxEvent, serde_json::Error> {
+        OutboxEvent::from_json(&self.payload)
+    }
+}
+
 impl Store {
-    /// Queues a message; `false` when one with the same dedupe key exists already.
+    /// Queues an event; `false` when it was queued before (same dedupe key).
+    pub async fn enqueue_event(&self, event: &OutboxEvent) -> StoreResult<bool> {
+        let n = on_pool!(self, pool => {
+            enqueue_event!(pool, event)?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Queues a raw row (`kind`, dedupe key, payload); `false` when one with the same dedupe key
+    /// exists already. The service queues [`OutboxEvent`]s through [`Store::enqueue_event`].
     pub async fn enqueue(
         &self,
         kind: &str,

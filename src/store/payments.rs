@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Store, StoreError, StoreResult, on_pool};
-use crate::domain::{Money, now_ms};
+use crate::domain::{AllocationState, Money, TransferOutcome, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Transfer {
@@ -24,7 +24,8 @@ pub struct Transfer {
     pub block_number: Option<i64>,
     pub block_time: i64,
     pub confirmed: bool,
-    pub outcome: String,
+    #[sqlx(try_from = "String")]
+    pub outcome: TransferOutcome,
     pub order_id: Option<i64>,
     pub source: String,
     pub created_at: i64,
@@ -76,7 +77,9 @@ pub struct LiveAllocation {
     #[schema(value_type = String)]
     pub amount: Money,
     pub order_id: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = String)]
+    pub state: AllocationState,
     pub expires_at: i64,
     pub quarantine_until: Option<i64>,
 }
@@ -174,14 +177,14 @@ impl Store {
     /// Transfers with the given outcome, newest first.
     pub async fn transfers_by_outcome(
         &self,
-        outcome: &str,
+        outcome: TransferOutcome,
         limit: i64,
     ) -> StoreResult<Vec<Transfer>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "select ", transfer_columns!(), " from transfers where outcome = $1 order by id desc limit $2"
             ))
-            .bind(outcome)
+            .bind(outcome.as_str())
             .bind(limit)
             .fetch_all(pool)
             .await?

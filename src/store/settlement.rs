@@ -13,9 +13,12 @@ use super::ledger::{LedgerReason, apply_ledger};
 use super::orders::{Order, order_columns};
 use super::payments::{Transfer, transfer_columns};
 use super::{
-    AuditRecord, Store, StoreError, StoreResult, append_audit, enqueue_outbox, in_tx, on_pool,
+    AuditRecord, Store, StoreError, StoreResult, append_audit, enqueue_event, in_tx, on_pool,
 };
-use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
+use crate::domain::{
+    AllocationState, Money, OrderCallback, OrderStatus, OutboxEvent, ProductKind, TransferOutcome,
+    now_ms,
+};
 
 /// Records the agent's commission for a paid sale (not for top-ups), inside the transaction.
 macro_rules! record_commission {
@@ -80,24 +83,24 @@ macro_rules! fulfil {
                 if items.len() as i64 == order.quantity {
                     delivery = Some(items.join("\n"));
                     status = OrderStatus::Delivered;
-                    enqueue_outbox!(&mut *$tx, OUTBOX_CUSTOMER, Some(format!("delivered:{order_id}")), event("order_delivered", order))?;
+                    enqueue_event!(&mut *$tx, &OutboxEvent::OrderDelivered { order_id, user_id: order.user_id })?;
                 } else {
                     // not enough left: give back what was taken, an operator delivers by hand
                     sqlx::query("update stock_items set order_id = null, delivered_at = null where order_id = $1")
                         .bind(order_id)
                         .execute(&mut *$tx)
                         .await?;
-                    enqueue_outbox!(&mut *$tx, OUTBOX_OPERATOR, Some(format!("stock:{order_id}")), event("stock_exhausted", order))?;
+                    enqueue_event!(&mut *$tx, &OutboxEvent::StockExhausted { order_id })?;
                 }
             }
             ProductKind::Service => {
                 status = OrderStatus::InProgress;
-                enqueue_outbox!(&mut *$tx, OUTBOX_OPERATOR, Some(format!("service:{order_id}")), event("service_request", order))?;
+                enqueue_event!(&mut *$tx, &OutboxEvent::ServiceRequest { order_id })?;
             }
             ProductKind::Topup => {
                 apply_ledger!($tx, order.user_id, $credit, LedgerReason::Topup, Some(order_id), $transfer_id)?;
                 status = OrderStatus::Completed;
-                enqueue_outbox!(&mut *$tx, OUTBOX_CUSTOMER, Some(format!("topup:{order_id}")), event("balance_credited", order))?;
+                enqueue_event!(&mut *$tx, &OutboxEvent::BalanceCredited { order_id, user_id: order.user_id })?;
             }
         }
         if status != OrderStatus::Paid {
@@ -108,8 +111,8 @@ macro_rules! fulfil {
                 .bind(now)
                 .execute(&mut *$tx)
                 .await?;
-            append_audit!(&mut *$tx, &AuditRecord::new($ctx.actor, "order.fulfilled", "order", order_id)
-                .before(&json!({"status": "paid"}))
+            append_audit!(&mut *$tx, &AuditRecord::new($ctx.who, "order.fulfilled", "order", order_id)
+                .before(&json!({"status": OrderStatus::Paid}))
                 .after(&json!({"status": status})))?;
         }
         record_commission!($tx, order, now, $ctx)?;
@@ -147,20 +150,18 @@ macro_rules! current_status {
     }};
 }
 
-/// Outbox kinds.
-pub const OUTBOX_CUSTOMER: &str = "customer";
-pub const OUTBOX_OPERATOR: &str = "operator";
-pub const OUTBOX_CALLBACK: &str = "callback";
-
-/// Queues the merchant callback of an order event (`order.paid`, `order.expired`, ...) when the
-/// store has callbacks on. The payload names the event and the order; the notifier builds the
-/// body from the order as it stands when it delivers. One callback per event and order.
+/// Queues the merchant callback of an order reaching `$status` (`order.paid`, `order.expired`,
+/// ...) when the store has callbacks on. The callback worker builds the body from the order as
+/// it stands when it delivers. One callback per status and order.
 macro_rules! enqueue_callback {
-    ($store:expr, $tx:expr, $event:expr, $order_id:expr) => {{
+    ($store:expr, $tx:expr, $status:expr, $order_id:expr) => {{
         if $store.callbacks {
-            let event: &str = $event;
-            enqueue_outbox!($tx, OUTBOX_CALLBACK, Some(format!("callback:{event}:{}", $order_id)),
-                json!({"event": event, "order_id": $order_id, "at": now_ms()}).to_string())?;
+            let callback = OrderCallback {
+                status: $status,
+                order_id: $order_id,
+                at: now_ms(),
+            };
+            enqueue_event!($tx, &OutboxEvent::Callback(callback))?;
         }
     }};
 }
@@ -169,7 +170,7 @@ macro_rules! enqueue_callback {
 #[derive(Debug, Clone)]
 pub struct SettleContext<'a> {
     /// Who acts, for the audit log (`system`, `scanner:trongrid`, `token:3`, ...).
-    pub actor: &'a str,
+    pub who: &'a str,
     /// How long a new commission is held before it can be paid out.
     pub commission_hold_ms: i64,
     /// An operator assigns the transfer by hand: unmatched or held transfers are accepted and
@@ -219,13 +220,10 @@ pub enum Placed {
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct AmountHolder {
     pub order_id: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: AllocationState,
     pub expires_at: i64,
     pub quarantine_until: Option<i64>,
-}
-
-fn event(name: &str, order: &Order) -> String {
-    json!({ "event": name, "order_id": order.id, "user_id": order.user_id }).to_string()
 }
 
 impl Store {
@@ -253,7 +251,8 @@ impl Store {
                 .ok_or(StoreError::NotFound("transfer"))?;
             // an operator may assign a transfer that matched nothing (or waits for review);
             // the automatic path takes only fresh transfers that fit exactly
-            let placeable = if ctx.manual { matches!(transfer.outcome.as_str(), "pending" | "unmatched" | "review") } else { transfer.outcome == "pending" };
+            let pending = transfer.outcome == TransferOutcome::Pending;
+            let placeable = pending || (ctx.manual && transfer.outcome.is_set_aside());
             if !placeable {
                 return Ok(PayOutcome::AlreadySettled);
             }
@@ -268,15 +267,15 @@ impl Store {
                     return Ok(PayOutcome::DoesNotFit(Misfit::AfterWindow));
                 }
             }
-            let outcome = if ctx.manual { "assigned" } else { "matched" };
+            let outcome = if ctx.manual { TransferOutcome::Assigned } else { TransferOutcome::Matched };
             // both updates are conditional and counted: on PostgreSQL another instance may have
             // settled the transfer or closed the order since the reads above
             let claimed = sqlx::query("update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5")
                 .bind(transfer_id)
                 .bind(order_id)
                 .bind(now)
-                .bind(outcome)
-                .bind(&transfer.outcome)
+                .bind(outcome.as_str())
+                .bind(transfer.outcome.as_str())
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -295,14 +294,14 @@ impl Store {
             }
             quarantine_paid!(tx, order_id, ctx)?;
             let action = format!("transfer.{outcome}");
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, &action, "transfer", transfer_id)
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, &action, "transfer", transfer_id)
                 .before(&json!({"outcome": transfer.outcome}))
                 .after(&json!({"outcome": outcome, "order_id": order_id})))?;
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
-                .before(&json!({"status": "pending_payment"}))
-                .after(&json!({"status": "paid", "transfer_id": transfer_id})))?;
-            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
-            enqueue_callback!(self, &mut *tx, "order.paid", order_id);
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
+                .before(&json!({"status": OrderStatus::PendingPayment}))
+                .after(&json!({"status": OrderStatus::Paid, "transfer_id": transfer_id})))?;
+            enqueue_event!(&mut *tx, &OutboxEvent::OrderPaid { order_id, user_id: order.user_id })?;
+            enqueue_callback!(self, &mut *tx, OrderStatus::Paid, order_id);
 
             fulfil!(tx, &order, now, ctx, transfer.amount.micros(), Some(transfer_id))?;
             let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
@@ -349,11 +348,11 @@ impl Store {
                 return Ok(PayOutcome::NotPending(current_status!(tx, order_id)?));
             }
             quarantine_paid!(tx, order_id, ctx)?;
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.actor, "order.paid", "order", order_id)
-                .before(&json!({"status": "pending_payment"}))
-                .after(&json!({"status": "paid", "from_balance": order.price})))?;
-            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("paid:{order_id}")), event("order_paid", &order))?;
-            enqueue_callback!(self, &mut *tx, "order.paid", order_id);
+            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
+                .before(&json!({"status": OrderStatus::PendingPayment}))
+                .after(&json!({"status": OrderStatus::Paid, "from_balance": order.price})))?;
+            enqueue_event!(&mut *tx, &OutboxEvent::OrderPaid { order_id, user_id: order.user_id })?;
+            enqueue_callback!(self, &mut *tx, OrderStatus::Paid, order_id);
             fulfil!(tx, &order, now, ctx, 0, None::<i64>)?;
             let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
                 .bind(order_id)
@@ -371,7 +370,7 @@ impl Store {
         order_id: i64,
         to: OrderStatus,
         quarantine_until: i64,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<Result<Order, OrderStatus>> {
         debug_assert!(matches!(to, OrderStatus::Expired | OrderStatus::Cancelled));
         OrderStatus::PendingPayment.check_transition(to)?;
@@ -401,13 +400,18 @@ impl Store {
                         .bind(quarantine_until)
                         .execute(&mut *tx)
                         .await?;
-                    let action = if to == OrderStatus::Expired { "order.expired" } else { "order.cancelled" };
-                    append_audit!(&mut *tx, &AuditRecord::new(actor, action, "order", order_id)
-                        .before(&json!({"status": "pending_payment"}))
+                    let action = format!("order.{to}");
+                    append_audit!(&mut *tx, &AuditRecord::new(who, &action, "order", order_id)
+                        .before(&json!({"status": OrderStatus::PendingPayment}))
                         .after(&json!({"status": to, "quarantine_until": quarantine_until})))?;
-                    let name = if to == OrderStatus::Expired { "order_expired" } else { "order_cancelled" };
-                    enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("{name}:{order_id}")), event(name, &order))?;
-                    enqueue_callback!(self, &mut *tx, action, order_id);
+                    let user_id = order.user_id;
+                    let event = if to == OrderStatus::Expired {
+                        OutboxEvent::OrderExpired { order_id, user_id }
+                    } else {
+                        OutboxEvent::OrderCancelled { order_id, user_id }
+                    };
+                    enqueue_event!(&mut *tx, &event)?;
+                    enqueue_callback!(self, &mut *tx, to, order_id);
                     Ok(order)
                 }
             }
@@ -420,7 +424,7 @@ impl Store {
         &self,
         transfer_id: i64,
         order_id: i64,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<Placed> {
         let now = now_ms();
         let placed = in_tx!(self, tx => {
@@ -439,11 +443,10 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             apply_ledger!(tx, order.user_id, transfer.amount.micros(), LedgerReason::LatePayment, Some(order_id), Some(transfer_id))?;
-            append_audit!(&mut *tx, &AuditRecord::new(actor, "transfer.late_credited", "transfer", transfer_id)
-                .before(&json!({"outcome": "pending"}))
-                .after(&json!({"outcome": "late", "order_id": order_id, "credited_user": order.user_id, "amount": transfer.amount})))?;
-            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("late:{transfer_id}")),
-                json!({"event": "late_payment_credited", "order_id": order_id, "user_id": order.user_id, "transfer_id": transfer_id}).to_string())?;
+            append_audit!(&mut *tx, &AuditRecord::new(who, "transfer.late_credited", "transfer", transfer_id)
+                .before(&json!({"outcome": TransferOutcome::Pending}))
+                .after(&json!({"outcome": TransferOutcome::Late, "order_id": order_id, "credited_user": order.user_id, "amount": transfer.amount})))?;
+            enqueue_event!(&mut *tx, &OutboxEvent::LatePaymentCredited { order_id, user_id: order.user_id, transfer_id })?;
             Placed::Done
         });
         Ok(placed)
@@ -454,14 +457,18 @@ impl Store {
         &self,
         transfer_id: i64,
         order_id: Option<i64>,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<Placed> {
+        let event = OutboxEvent::LatePaymentReview {
+            transfer_id,
+            order_id,
+        };
         self.set_aside(
             transfer_id,
             order_id,
-            "review",
-            Some("late_payment_review"),
-            actor,
+            TransferOutcome::Review,
+            Some(event),
+            who,
         )
         .await
     }
@@ -471,11 +478,11 @@ impl Store {
     pub async fn mark_unmatched(
         &self,
         transfer_id: i64,
-        actor: &str,
+        who: &str,
         alert: bool,
     ) -> StoreResult<Placed> {
-        let event = alert.then_some("unmatched_transfer");
-        self.set_aside(transfer_id, None, "unmatched", event, actor)
+        let event = alert.then_some(OutboxEvent::UnmatchedTransfer { transfer_id });
+        self.set_aside(transfer_id, None, TransferOutcome::Unmatched, event, who)
             .await
     }
 
@@ -483,15 +490,15 @@ impl Store {
         &self,
         transfer_id: i64,
         order_id: Option<i64>,
-        outcome: &str,
-        event: Option<&str>,
-        actor: &str,
+        outcome: TransferOutcome,
+        event: Option<OutboxEvent>,
+        who: &str,
     ) -> StoreResult<Placed> {
         let now = now_ms();
         let placed = in_tx!(self, tx => {
             let n = sqlx::query("update transfers set outcome = $2, order_id = $3, updated_at = $4 where id = $1 and outcome = 'pending'")
                 .bind(transfer_id)
-                .bind(outcome)
+                .bind(outcome.as_str())
                 .bind(order_id)
                 .bind(now)
                 .execute(&mut *tx)
@@ -501,12 +508,11 @@ impl Store {
                 return Ok(Placed::AlreadySettled);
             }
             let action = format!("transfer.{outcome}");
-            append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "transfer", transfer_id)
-                .before(&json!({"outcome": "pending"}))
+            append_audit!(&mut *tx, &AuditRecord::new(who, &action, "transfer", transfer_id)
+                .before(&json!({"outcome": TransferOutcome::Pending}))
                 .after(&json!({"outcome": outcome, "order_id": order_id})))?;
-            if let Some(event) = event {
-                enqueue_outbox!(&mut *tx, OUTBOX_OPERATOR, Some(format!("{outcome}:{transfer_id}")),
-                    json!({"event": event, "transfer_id": transfer_id, "order_id": order_id}).to_string())?;
+            if let Some(event) = &event {
+                enqueue_event!(&mut *tx, event)?;
             }
             Placed::Done
         });
@@ -524,12 +530,14 @@ impl Store {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(
                 "select order_id, state, expires_at, quarantine_until from allocations \
-                 where chain = $1 and token = $2 and wallet = $3 and amount = $4 and state in ('pending', 'quarantined')",
+                 where chain = $1 and token = $2 and wallet = $3 and amount = $4 and state in ($5, $6)",
             )
             .bind(chain)
             .bind(token)
             .bind(wallet)
             .bind(amount.micros())
+            .bind(AllocationState::Pending.as_str())
+            .bind(AllocationState::Quarantined.as_str())
             .fetch_optional(pool)
             .await?
         }))
@@ -575,7 +583,7 @@ impl Store {
         &self,
         id: i64,
         to: OrderStatus,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(Order, Order)> {
         let now = now_ms();
         let pair = in_tx!(self, tx => {
@@ -646,12 +654,11 @@ impl Store {
                 }
             }
             let action = format!("order.{}", to.as_str());
-            append_audit!(&mut *tx, &AuditRecord::new(actor, &action, "order", id)
+            append_audit!(&mut *tx, &AuditRecord::new(who, &action, "order", id)
                 .before(&json!({"status": before.status}))
                 .after(&json!({"status": to})))?;
-            enqueue_outbox!(&mut *tx, OUTBOX_CUSTOMER, Some(format!("status:{id}:{}", to.as_str())),
-                json!({"event": "order_status", "order_id": id, "user_id": before.user_id, "status": to}).to_string())?;
-            enqueue_callback!(self, &mut *tx, &action, id);
+            enqueue_event!(&mut *tx, &OutboxEvent::OrderStatus { order_id: id, user_id: before.user_id, status: to })?;
+            enqueue_callback!(self, &mut *tx, to, id);
             (before, after)
         });
         Ok(pair)
@@ -660,14 +667,14 @@ impl Store {
     /// Transfers with an outcome (all when `None`), newest first.
     pub async fn list_transfers(
         &self,
-        outcome: Option<&str>,
+        outcome: Option<TransferOutcome>,
         page: super::Page,
     ) -> StoreResult<Vec<Transfer>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(concat!(
                 "select ", transfer_columns!(), " from transfers where ($1 is null or outcome = $1) order by id desc limit $2 offset $3"
             ))
-            .bind(outcome)
+            .bind(outcome.map(TransferOutcome::as_str))
             .bind(page.limit)
             .bind(page.offset)
             .fetch_all(pool)

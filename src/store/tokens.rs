@@ -37,7 +37,7 @@ impl Store {
         role: Role,
         token_hash: &str,
         agent_id: Option<i64>,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<ApiToken> {
         Ok(in_tx!(self, tx => {
             let info: ApiToken = sqlx::query_as(concat!(
@@ -52,7 +52,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "token.created", "token", info.id).after(&info))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "token.created", "token", info.id).after(&info))?;
             info
         }))
     }
@@ -89,7 +89,7 @@ impl Store {
     }
 
     /// Revokes a live token and records it for `actor` in the audit log, in one transaction.
-    pub async fn revoke_token(&self, id: i64, actor: &str) -> StoreResult<ApiToken> {
+    pub async fn revoke_token(&self, id: i64, who: &str) -> StoreResult<ApiToken> {
         Ok(in_tx!(self, tx => {
             let token: ApiToken = sqlx::query_as(concat!(
                 "update api_tokens set revoked_at = $2 where id = $1 and revoked_at is null returning ",
@@ -100,7 +100,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("live token"))?;
-            append_audit!(&mut *tx, AuditRecord::new(actor, "token.revoked", "token", id).before(&token))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, "token.revoked", "token", id).before(&token))?;
             token
         }))
     }

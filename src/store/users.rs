@@ -100,7 +100,7 @@ impl Store {
         &self,
         p: &TelegramProfile,
         language: Option<&str>,
-        actor: &str,
+        who: &str,
     ) -> StoreResult<(User, bool)> {
         let now = now_ms();
         Ok(in_tx!(self, tx => {
@@ -135,7 +135,7 @@ impl Store {
                 }
             };
             let action = if was_created { "user.created" } else { "user.updated" };
-            append_audit!(&mut *tx, AuditRecord::new(actor, action, "user", user.id).after(&user))?;
+            append_audit!(&mut *tx, AuditRecord::new(who, action, "user", user.id).after(&user))?;
             (user, was_created)
         }))
     }

@@ -42,7 +42,7 @@ pub async fn restart(
     }
     app.store
         .audit(AuditRecord::new(
-            &caller.actor(),
+            &caller.audit_name(),
             "subsystem.restarted",
             "subsystem",
             &path,
@@ -86,7 +86,7 @@ pub async fn create_broadcast(
         StatusCode::CREATED,
         Json(
             app.store
-                .create_broadcast(&body.text, &caller.actor())
+                .create_broadcast(&body.text, &caller.audit_name())
                 .await?,
         ),
     ))
@@ -221,7 +221,7 @@ pub async fn demo_pay(
         .map_err(ApiError::internal)?;
     app.store
         .audit(
-            AuditRecord::new(&caller.actor(), "demo.paid", "order", order.id)
+            AuditRecord::new(&caller.audit_name(), "demo.paid", "order", order.id)
                 .after(&serde_json::json!({"amount": order.payable_amount})),
         )
         .await?;
@@ -262,7 +262,7 @@ pub async fn create_account(
         &body.username,
         &body.password,
         body.role,
-        &caller.actor(),
+        &caller.audit_name(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user)))
@@ -277,6 +277,6 @@ pub async fn cancel_broadcast(
 ) -> Result<Json<Broadcast>, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let id = super::path_id(&id, "id")?;
-    let (_, after) = app.store.cancel_broadcast(id, &caller.actor()).await?;
+    let (_, after) = app.store.cancel_broadcast(id, &caller.audit_name()).await?;
     Ok(Json(after))
 }

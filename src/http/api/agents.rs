@@ -225,7 +225,7 @@ pub async fn create(
                 commission_bps: body.commission_bps,
                 status: AgentStatus::Active,
             },
-            &caller.actor(),
+            &caller.audit_name(),
         )
         .await?;
     let agent = match body.payout_address {
@@ -235,7 +235,7 @@ pub async fn create(
                 ..Default::default()
             };
             app.store
-                .update_agent(agent.id, &change, &caller.actor())
+                .update_agent(agent.id, &change, &caller.audit_name())
                 .await?
                 .1
         }
@@ -294,7 +294,10 @@ pub async fn update(
         payout_address: body.payout_address,
         name: body.name,
     };
-    let (_, after) = app.store.update_agent(id, &change, &caller.actor()).await?;
+    let (_, after) = app
+        .store
+        .update_agent(id, &change, &caller.audit_name())
+        .await?;
     Ok(Json(view(&app, after).await?))
 }
 
@@ -355,7 +358,7 @@ pub async fn request_payout(
     check_address("address", &address)?;
     match app
         .store
-        .request_payout(id, &address, &caller.actor())
+        .request_payout(id, &address, &caller.audit_name())
         .await?
     {
         Some(p) => Ok((StatusCode::CREATED, Json(p))),
@@ -407,7 +410,7 @@ pub async fn decide_payout(
     }
     let (_, after) = app
         .store
-        .decide_payout(id, &body.status, &caller.actor())
+        .decide_payout(id, &body.status, &caller.audit_name())
         .await?;
     Ok(Json(after))
 }

@@ -157,7 +157,7 @@ pub async fn create_category(
                 name_zh: body.name_zh,
                 position: body.position.clamp(-1_000_000, 1_000_000),
             },
-            &caller.actor(),
+            &caller.audit_name(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(c)))
@@ -216,7 +216,7 @@ pub async fn create_product(
     let input = body.validate()?;
     let p = app
         .store
-        .create_product(&input, &caller.actor())
+        .create_product(&input, &caller.audit_name())
         .await
         .map_err(category_error)?;
     Ok((StatusCode::CREATED, Json(p)))
@@ -235,7 +235,7 @@ pub async fn update_product(
     let input = body.validate()?;
     let after = app
         .store
-        .update_product(id, &input, &caller.actor())
+        .update_product(id, &input, &caller.audit_name())
         .await
         .map_err(category_error)?;
     Ok(Json(after))
@@ -250,7 +250,7 @@ pub async fn delete_product(
 ) -> Result<StatusCode, ApiError> {
     caller.require(EDITORS)?;
     let id = path_id(&id, "id")?;
-    app.store.delete_product(id, &caller.actor()).await?;
+    app.store.delete_product(id, &caller.audit_name()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -272,7 +272,7 @@ pub async fn add_stock(
     }
     let (added, available) = app
         .store
-        .add_stock(id, &body.items, &caller.actor())
+        .add_stock(id, &body.items, &caller.audit_name())
         .await?;
     Ok(Json(StockAdded { added, available }))
 }

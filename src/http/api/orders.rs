@@ -185,7 +185,7 @@ pub async fn create(
             }
         }
     };
-    let order = app.orders.create(&new, &caller.actor()).await?;
+    let order = app.orders.create(&new, &caller.audit_name()).await?;
     Ok((StatusCode::CREATED, Json(order)))
 }
 
@@ -216,7 +216,7 @@ pub async fn update(
     if current.status == OrderStatus::PendingPayment {
         // a pending order belongs to its order actor: it frees the amount into quarantine
         return match body.status {
-            OrderStatus::Cancelled => Ok(Json(app.orders.cancel(id, &caller.actor()).await?)),
+            OrderStatus::Cancelled => Ok(Json(app.orders.cancel(id, &caller.audit_name()).await?)),
             to => Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "illegal_transition",
@@ -228,7 +228,7 @@ pub async fn update(
     }
     let (_, after) = app
         .store
-        .set_order_status(id, body.status, &caller.actor())
+        .set_order_status(id, body.status, &caller.audit_name())
         .await?;
     Ok(Json(after))
 }

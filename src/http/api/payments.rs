@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, path_id};
-use crate::domain::{Money, OrderStatus, Role, now_ms};
+use crate::domain::{Money, OrderStatus, Role, TransferOutcome, now_ms};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
@@ -40,7 +40,7 @@ pub struct TransferView {
     pub from: String,
     pub block_time: i64,
     pub confirmed: bool,
-    pub outcome: String,
+    pub outcome: TransferOutcome,
 }
 
 impl From<Transfer> for TransferView {
@@ -135,19 +135,18 @@ pub async fn list_transfers(
         offset: q.offset,
     }
     .page()?;
-    if let Some(o) = &q.outcome
-        && !matches!(
-            o.as_str(),
-            "pending" | "matched" | "late" | "review" | "unmatched" | "assigned"
-        )
-    {
-        return Err(ApiError::invalid(
-            "outcome",
-            "pending, matched, late, review, unmatched or assigned",
-        ));
-    }
+    let outcome = match q.outcome.as_deref().map(str::parse::<TransferOutcome>) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(_)) => {
+            return Err(ApiError::invalid(
+                "outcome",
+                format!("one of {}", TransferOutcome::listing()),
+            ));
+        }
+    };
     Ok(Json(Listing::new(
-        app.store.list_transfers(q.outcome.as_deref(), page).await?,
+        app.store.list_transfers(outcome, page).await?,
         page,
     )))
 }
@@ -170,7 +169,7 @@ pub async fn assign_transfer(
     caller.require(OPERATORS)?;
     let transfer_id = path_id(&id, "id")?;
     let transfer = app.store.transfer(transfer_id).await?;
-    if !matches!(transfer.outcome.as_str(), "unmatched" | "review") {
+    if !transfer.outcome.is_set_aside() {
         return Err(ApiError::conflict(format!(
             "the transfer is {}; only unmatched or held transfers are assigned",
             transfer.outcome
@@ -182,7 +181,7 @@ pub async fn assign_transfer(
         .map_err(|_| ApiError::invalid("order_id", "no such order"))?;
     match app
         .orders
-        .assign(body.order_id, transfer_id, &caller.actor())
+        .assign(body.order_id, transfer_id, &caller.audit_name())
         .await?
     {
         PayOutcome::Paid(order) => Ok(Json(*order)),

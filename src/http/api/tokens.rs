@@ -47,7 +47,7 @@ pub async fn create(
         &body.name,
         body.role,
         body.agent_id,
-        &caller.actor(),
+        &caller.audit_name(),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -62,6 +62,6 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Admin])?;
     let id = path_id(&id, "id")?;
-    crate::accounts::revoke_token(&app.store, id, &caller.actor()).await?;
+    crate::accounts::revoke_token(&app.store, id, &caller.audit_name()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -123,7 +123,7 @@ pub async fn upsert(
     };
     let (user, _) = app
         .store
-        .save_user_profile(&profile, language, &caller.actor())
+        .save_user_profile(&profile, language, &caller.audit_name())
         .await?;
     Ok(Json(user))
 }
