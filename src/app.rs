@@ -29,6 +29,8 @@ use crate::config::{Config, Secret, TelegramMode, TronSource};
 use crate::domain::TronAddress;
 use crate::domain::allocation::TableRules;
 use crate::domain::tron::{CHAIN, TOKEN};
+use crate::http::HttpState;
+use crate::http::login_guard::LoginGuard;
 use crate::messages::supervisor::SupervisorMsg;
 use crate::payments::Payments;
 use crate::payments::callback::CallbackClient;
@@ -70,7 +72,7 @@ pub enum StartError {
     Telegram(String),
 }
 
-/// Everything the actors and HTTP handlers share; handles only, no actor internals.
+/// Everything the tree and the HTTP server are built from; handles only, no actor internals.
 pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
@@ -94,15 +96,29 @@ pub struct App {
     pub simulator: Option<Arc<Simulator>>,
     /// Secret Telegram echoes on webhook calls.
     pub webhook_secret: Secret,
-    /// Dashboard login throttling and the password-check pool.
-    pub login_guard: crate::http::login_guard::LoginGuard,
     /// Whether this instance runs the singletons (always, on SQLite).
     pub leadership: Leadership,
 }
 
 impl App {
-    pub fn is_demo_chain(&self) -> bool {
-        self.config.tron.source == TronSource::Demo
+    /// What the HTTP handlers get: the handles they use, and the dashboard's login guard,
+    /// which only they use.
+    fn http_state(&self) -> HttpState {
+        HttpState {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            orders: self.orders.clone(),
+            payments: self.payments.clone(),
+            progress: self.progress.clone(),
+            limiter: self.limiter.clone(),
+            bot: self.bot.clone(),
+            simulator: self.simulator.clone(),
+            webhook_secret: self.webhook_secret.clone(),
+            login_guard: LoginGuard::new(),
+            leadership: self.leadership.clone(),
+            demo_chain: self.demo_chain.clone(),
+        }
     }
 }
 
@@ -164,7 +180,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     } else {
         RateLimiter::local(config.security.rate_limit_per_minute)
     };
-    let wallets: Vec<String> = if config.tron.source == TronSource::Demo {
+    let wallets: Vec<String> = if config.tron.is_demo() {
         DEMO_WALLETS.iter().map(|w| (*w).to_owned()).collect()
     } else {
         config
@@ -186,7 +202,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let (bot, simulator) = telegram_bot(&config, http_addr)?;
-    let watched_wallets = if config.tron.source == TronSource::Demo {
+    let watched_wallets = if config.tron.is_demo() {
         wallets.clone()
     } else {
         watched_wallets(&store, &wallets).await?
@@ -202,8 +218,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.payments.unmatched_alert_min,
         &watched_wallets,
     );
-    let demo_chain =
-        (config.tron.source == TronSource::Demo).then(|| DemoChainHandle::new(ActorSlot::new()));
+    let demo_chain = config
+        .tron
+        .is_demo()
+        .then(|| DemoChainHandle::new(ActorSlot::new()));
     // Telegram's limits apply to Telegram; the built-in simulator has none
     let outbound = if simulator.is_some() {
         Outbound::unpaced(bot)
@@ -242,7 +260,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         bot_env,
         simulator,
         webhook_secret,
-        login_guard: crate::http::login_guard::LoginGuard::new(),
         leadership: if config.is_sqlite() {
             Leadership::sole()
         } else {
@@ -252,7 +269,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     // the HTTP server starts before the tree: the bot's intake polls the simulator through it
     let (stop_http, stop_rx) = watch::channel(false);
-    let router = crate::http::router(app.clone());
+    let router = crate::http::router(Arc::new(app.http_state()));
     let limits = crate::http::serve::Limits {
         max_connections: config.http.max_connections,
         header_read_timeout: config.http.header_read_timeout,

@@ -314,6 +314,13 @@ pub struct TronConfig {
     pub stall_threshold: Duration,
 }
 
+impl TronConfig {
+    /// Payments come from the simulated chain, not TRON.
+    pub fn is_demo(&self) -> bool {
+        self.source == TronSource::Demo
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LatePaymentRule {

@@ -82,7 +82,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for line in config.summary() {
         tracing::info!("{line}");
     }
-    let demo = config.tron.source == config::TronSource::Demo;
+    let demo = config.tron.is_demo();
     let mut running = app::start(config).await?;
     if demo {
         if demo::seed_catalog(&running.app.store).await? {

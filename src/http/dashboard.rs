@@ -104,7 +104,7 @@ fn me_of(app: &AppState, name: String, role: Role, csrf: String) -> Me {
         name,
         role,
         csrf,
-        demo: app.is_demo_chain(),
+        demo: app.config.tron.is_demo(),
         simulator: app.simulator.is_some(),
     }
 }

@@ -12,7 +12,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::app::App;
+use crate::actors::bot_router::BotHandle;
+use crate::actors::demo_chain::DemoChainHandle;
+use crate::actors::order_manager::OrdersHandle;
+use crate::bot::simulator::Simulator;
+use crate::config::{Config, Secret};
+use crate::payments::Payments;
+use crate::payments::progress::ChainProgress;
+use crate::ratelimit::RateLimiter;
+use crate::store::Store;
+use crate::supervision::{Leadership, Registry};
 
 pub mod api;
 pub mod auth;
@@ -25,12 +34,36 @@ pub mod serve;
 pub mod simulator;
 pub mod telegram;
 
-pub type AppState = Arc<App>;
+/// What the HTTP handlers read: handles to the store and the actors they talk to, and the
+/// dashboard's login guard. [`crate::app`] builds it at start.
+pub struct HttpState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub registry: Registry,
+    pub orders: OrdersHandle,
+    pub payments: Payments,
+    pub progress: ChainProgress,
+    pub limiter: RateLimiter,
+    /// The bot's router, for updates that arrive over HTTP (webhook mode).
+    pub bot: BotHandle,
+    /// Present when no Telegram token is configured (demo mode).
+    pub simulator: Option<Arc<Simulator>>,
+    /// Secret Telegram echoes on webhook calls.
+    pub webhook_secret: Secret,
+    /// Dashboard login throttling and the password-check pool.
+    pub login_guard: login_guard::LoginGuard,
+    /// Whether this instance runs the singletons (readiness reports it).
+    pub leadership: Leadership,
+    /// The simulated chain, when `tron.source = "demo"` (the dashboard's demo payments).
+    pub demo_chain: Option<DemoChainHandle>,
+}
+
+pub type AppState = Arc<HttpState>;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP surface of one instance.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: AppState) -> Router {
     let limit = app.config.http.body_limit_bytes;
     let timeout = app.config.http.request_timeout;
     let mut router = Router::new()
