@@ -150,7 +150,7 @@ fn main() {
             .set_api_url(reqwest::Url::parse("http://127.0.0.1:9").unwrap());
         let env = Arc::new(BotEnv {
             store,
-            orders,
+            orders: Arc::new(orders),
             outbound: telebot::bot::outbound::Outbound::unpaced(bot),
             limiter: telebot::ratelimit::RateLimiter::local(20),
             default_language: Language::En,

@@ -230,7 +230,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let bot_env = Arc::new(BotEnv {
         store: store.clone(),
-        orders: orders.clone(),
+        orders: Arc::new(orders.clone()),
         outbound,
         limiter: limiter.clone(),
         default_language: config.telegram.default_language,

@@ -1291,7 +1291,7 @@ async fn demo_chain_payments_go_through_the_same_pipeline() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first.placement, telebot::payments::Placement::Confirming);
+    assert_eq!(first.placement, telebot::domain::Placement::Confirming);
     wait_status(&db.store, order.id, OrderStatus::Delivered).await;
     assert!(has_event(&db.store, "customer", "payment_seen", order.id).await);
     app.shutdown().await;

@@ -7,10 +7,12 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::{ActorCallError, call_slot};
+use crate::domain::Ingested;
 use crate::domain::{Money, now_ms};
 use crate::messages::scanners::DemoChainMsg;
+use crate::messages::scanners::PaymentsError;
 use crate::payments::progress::ChainProgress;
-use crate::payments::{CHAIN, Ingested, Payments, PaymentsError, TOKEN};
+use crate::payments::{CHAIN, Payments, TOKEN};
 use crate::store::NewTransfer;
 use crate::supervision::ActorSlot;
 

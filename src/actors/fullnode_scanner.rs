@@ -14,10 +14,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::Confirmations;
 use crate::domain::TronAddress;
+use crate::messages::scanners::ScanFault;
 use crate::messages::scanners::{FullNodeMsg, FullNodePoll};
 use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{ScanFault, fault_delay, fetch};
+use crate::payments::scan::{fault_delay, fetch};
 use crate::payments::tron::{BlockHead, WireError, parse_block_head, parse_block_transfers};
 use crate::supervision::Leadership;
 

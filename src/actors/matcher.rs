@@ -15,6 +15,7 @@ use crate::domain::allocation::{
 };
 use crate::domain::{Money, now_ms};
 use crate::messages::matcher::{MatcherMsg, MatcherStats};
+use crate::payments::AmountMatcher;
 use crate::store::{AmountSource, BoxFuture, Store};
 use crate::supervision::ActorSlot;
 
@@ -244,6 +245,17 @@ pub enum AllocateError {
     Busy(#[from] SlotsExhausted),
     #[error(transparent)]
     Actor(#[from] ActorCallError),
+}
+
+impl AmountMatcher for MatcherHandle {
+    fn match_transfer<'a>(
+        &'a self,
+        wallet: &'a str,
+        amount: Money,
+        at: i64,
+    ) -> BoxFuture<'a, Result<MatchResult, ActorCallError>> {
+        Box::pin(MatcherHandle::match_transfer(self, wallet, amount, at))
+    }
 }
 
 impl AmountSource for MatcherHandle {

@@ -12,9 +12,11 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use super::order::{OrderActor, OrderEnv};
 use super::{ActorCallError, call_slot, cast_slot};
 use crate::actors::matcher::{AllocateError, MatcherHandle};
+use crate::bot::OrderDesk;
 use crate::domain::allocation::{Allocation, Release};
 use crate::domain::{Money, OrderStatus};
 use crate::messages::orders::{OrderError, OrderManagerMsg, OrderMsg};
+use crate::payments::OrderPayer;
 use crate::store::{AmountSource, BoxFuture, CreateOrder, NewOrder, Order, PayOutcome};
 use crate::supervision::ActorSlot;
 
@@ -221,6 +223,40 @@ impl AmountSource for TrackingSource<'_> {
     }
     fn taken_elsewhere(&self, allocation: &Allocation) {
         self.matcher.taken_elsewhere(allocation);
+    }
+}
+
+impl OrderDesk for OrdersHandle {
+    fn pay_from_balance<'a>(
+        &'a self,
+        order_id: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<PayOutcome, OrderError>> {
+        Box::pin(OrdersHandle::pay_from_balance(self, order_id, who))
+    }
+    fn create<'a>(
+        &'a self,
+        new: &'a NewOrder,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>> {
+        Box::pin(OrdersHandle::create(self, new, who))
+    }
+    fn cancel<'a>(
+        &'a self,
+        order_id: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>> {
+        Box::pin(OrdersHandle::cancel(self, order_id, who))
+    }
+}
+
+impl OrderPayer for OrdersHandle {
+    fn pay(
+        &self,
+        order_id: i64,
+        transfer_id: i64,
+    ) -> BoxFuture<'_, Result<PayOutcome, OrderError>> {
+        Box::pin(OrdersHandle::pay(self, order_id, transfer_id))
     }
 }
 

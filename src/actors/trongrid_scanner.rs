@@ -16,10 +16,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::config::{Confirmations, Secret};
 use crate::domain::{TronAddress, now_ms};
+use crate::messages::scanners::ScanFault;
 use crate::messages::scanners::{TronGridMsg, TronGridPoll};
 use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{ScanFault, fault_delay, fetch};
+use crate::payments::scan::{fault_delay, fetch};
 use crate::payments::tron::{LogIndexer, parse_trongrid_page};
 use crate::supervision::Leadership;
 

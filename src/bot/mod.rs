@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::actors::order_manager::OrdersHandle;
 use crate::config::Language;
+use crate::messages::orders::OrderError;
 use crate::ratelimit::RateLimiter;
-use crate::store::Store;
+use crate::store::{BoxFuture, NewOrder, Order, PayOutcome, Store};
 
 pub mod callback;
 pub mod keyboards;
@@ -25,10 +25,33 @@ pub mod screens;
 pub mod simulator;
 pub mod texts;
 
+/// What the screens ask of the orders subsystem. The order manager's handle
+/// ([`crate::actors::order_manager::OrdersHandle`]) answers it.
+pub trait OrderDesk: Send + Sync {
+    /// A pending order with its unique amount, or why none could be made.
+    fn create<'a>(
+        &'a self,
+        new: &'a NewOrder,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>>;
+    /// The customer pays a pending order from their balance.
+    fn pay_from_balance<'a>(
+        &'a self,
+        order_id: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<PayOutcome, OrderError>>;
+    /// The customer's own cancellation.
+    fn cancel<'a>(
+        &'a self,
+        order_id: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>>;
+}
+
 /// What every session shares; read-only.
 pub struct BotEnv {
     pub store: Store,
-    pub orders: OrdersHandle,
+    pub orders: std::sync::Arc<dyn OrderDesk>,
     pub outbound: outbound::Outbound,
     pub limiter: RateLimiter,
     pub default_language: Language,

@@ -63,7 +63,7 @@ pub use event::{Audience, OrderCallback, OutboxEvent};
 pub use money::{Money, MoneyError};
 pub use order::{IllegalTransition, OrderRuleError, OrderStatus, ProductKind, ProductOffer};
 pub use role::Role;
-pub use transfer::TransferOutcome;
+pub use transfer::{Ingested, Placement, TransferOutcome};
 pub use tron::{TronAddress, TronAddressError};
 
 /// Milliseconds since the Unix epoch: the one time format stored in the database, so both

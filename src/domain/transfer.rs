@@ -44,6 +44,46 @@ impl TransferOutcome {
     }
 }
 
+/// Where a transfer ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Seen but not yet confirmed; placed once it is.
+    Confirming,
+    /// Paid this order.
+    Paid,
+    /// Paid an order after its window: credited to the customer's balance.
+    LateCredited,
+    /// Paid an order after its window: waiting for an operator.
+    Review,
+    /// Matches no order: kept for operators.
+    Unmatched,
+    /// Reported before and already placed: nothing changed.
+    Duplicate,
+}
+
+impl Placement {
+    /// The metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Placement::Confirming => "confirming",
+            Placement::Paid => "paid",
+            Placement::LateCredited => "late_credited",
+            Placement::Review => "review",
+            Placement::Unmatched => "unmatched",
+            Placement::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// What ingesting one transfer did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Ingested {
+    pub transfer_id: i64,
+    pub placement: Placement,
+    pub order_id: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::TransferOutcome;

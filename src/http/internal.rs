@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::AppState;
 use super::error::ApiError;
+use crate::domain::Ingested;
 use crate::domain::now_ms;
-use crate::payments::Ingested;
 use crate::payments::webhook::{NotifyRequest, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify};
 
 pub async fn notify(
@@ -47,7 +47,7 @@ pub async fn notify(
         .into_transfer()
         .map_err(|e| ApiError::bad_request("invalid_field", e.message).with_field(e.field))?;
     let ingested = app.payments.ingest(&transfer).await.map_err(|e| match e {
-        crate::payments::PaymentsError::Store(crate::store::StoreError::Conflict(m)) => {
+        crate::messages::scanners::PaymentsError::Store(crate::store::StoreError::Conflict(m)) => {
             ApiError::conflict(m)
         }
         other => ApiError::internal(other),

@@ -6,8 +6,10 @@ use std::collections::{HashMap, HashSet};
 use ractor::RpcReplyPort;
 
 use crate::domain::Money;
-use crate::payments::scan::ScanFault;
-use crate::payments::{Ingested, PaymentsError};
+use crate::domain::transfer::Ingested;
+use crate::messages::ActorCallError;
+use crate::messages::orders::OrderError;
+use crate::store::StoreError;
 
 /// What one TronGrid poll achieved.
 #[derive(Debug, Default)]
@@ -63,4 +65,39 @@ pub enum DemoChainMsg {
     Confirm(Box<crate::store::NewTransfer>),
     /// Move the demo chain's read position to now.
     Advance,
+}
+
+/// An upstream problem, with a bounded `kind` for metrics.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct ScanFault {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ScanFault {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        ScanFault {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<PaymentsError> for ScanFault {
+    fn from(e: PaymentsError) -> Self {
+        ScanFault::new("store", e.to_string())
+    }
+}
+
+/// Why the payment pipeline ([`crate::payments::Payments`]) could not place a transfer; it
+/// travels in the demo chain's reply.
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("order service: {0}")]
+    Orders(#[from] OrderError),
+    #[error(transparent)]
+    Actor(#[from] ActorCallError),
 }

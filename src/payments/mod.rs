@@ -7,15 +7,16 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use crate::actors::matcher::MatcherHandle;
-use crate::actors::order_manager::OrdersHandle;
 use crate::config::LatePaymentRule;
 use crate::domain::allocation::MatchResult;
+use crate::domain::transfer::{Ingested, Placement};
 use crate::domain::{AllocationState, Money, OrderStatus, OutboxEvent, TransferOutcome, now_ms};
+use crate::messages::ActorCallError;
 use crate::messages::orders::OrderError;
-use crate::store::{NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer};
+use crate::messages::scanners::PaymentsError;
+use crate::store::{
+    BoxFuture, NewTransfer, PayOutcome, Placed, Recorded, Store, StoreError, Transfer,
+};
 
 pub mod callback;
 pub mod progress;
@@ -26,61 +27,30 @@ pub mod webhook;
 /// The only chain and token so far.
 pub use crate::domain::tron::{CHAIN, TOKEN};
 
-#[derive(Debug, thiserror::Error)]
-pub enum PaymentsError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("order service: {0}")]
-    Orders(#[from] OrderError),
-    #[error(transparent)]
-    Actor(#[from] crate::messages::ActorCallError),
+/// What the pipeline asks of the payment matcher: which order holds an amount on a wallet.
+/// The matcher's handle ([`crate::actors::matcher::MatcherHandle`]) answers it.
+pub trait AmountMatcher: Send + Sync {
+    fn match_transfer<'a>(
+        &'a self,
+        wallet: &'a str,
+        amount: Money,
+        at: i64,
+    ) -> BoxFuture<'a, Result<MatchResult, ActorCallError>>;
 }
 
-/// Where a transfer ended up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Placement {
-    /// Seen but not yet confirmed; placed once it is.
-    Confirming,
-    /// Paid this order.
-    Paid,
-    /// Paid an order after its window: credited to the customer's balance.
-    LateCredited,
-    /// Paid an order after its window: waiting for an operator.
-    Review,
-    /// Matches no order: kept for operators.
-    Unmatched,
-    /// Reported before and already placed: nothing changed.
-    Duplicate,
-}
-
-impl Placement {
-    fn label(self) -> &'static str {
-        match self {
-            Placement::Confirming => "confirming",
-            Placement::Paid => "paid",
-            Placement::LateCredited => "late_credited",
-            Placement::Review => "review",
-            Placement::Unmatched => "unmatched",
-            Placement::Duplicate => "duplicate",
-        }
-    }
-}
-
-/// What ingesting one transfer did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Ingested {
-    pub transfer_id: i64,
-    pub placement: Placement,
-    pub order_id: Option<i64>,
+/// What the pipeline asks of the orders subsystem: pay a pending order with a transfer. The
+/// order manager's handle ([`crate::actors::order_manager::OrdersHandle`]) answers it.
+pub trait OrderPayer: Send + Sync {
+    fn pay(&self, order_id: i64, transfer_id: i64)
+    -> BoxFuture<'_, Result<PayOutcome, OrderError>>;
 }
 
 /// Shared by scanners, the webhook and the demo chain; cheap to clone.
 #[derive(Clone)]
 pub struct Payments {
     pub store: Store,
-    pub matcher: MatcherHandle,
-    pub orders: OrdersHandle,
+    matcher: Arc<dyn AmountMatcher>,
+    orders: Arc<dyn OrderPayer>,
     pub late_rule: LatePaymentRule,
     /// Unmatched transfers below this raise no operator alert.
     pub unmatched_alert_min: Money,
@@ -90,16 +60,16 @@ pub struct Payments {
 impl Payments {
     pub fn new(
         store: Store,
-        matcher: MatcherHandle,
-        orders: OrdersHandle,
+        matcher: impl AmountMatcher + 'static,
+        orders: impl OrderPayer + 'static,
         late_rule: LatePaymentRule,
         unmatched_alert_min: Money,
         wallets: &[String],
     ) -> Self {
         Payments {
             store,
-            matcher,
-            orders,
+            matcher: Arc::new(matcher),
+            orders: Arc::new(orders),
             late_rule,
             unmatched_alert_min,
             wallets: Arc::new(wallets.iter().cloned().collect()),

@@ -6,33 +6,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use super::tron::{WireError, trongrid_error_message};
-
-/// An upstream problem, with a bounded `kind` for metrics.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{kind}: {message}")]
-pub struct ScanFault {
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl ScanFault {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        ScanFault {
-            kind,
-            message: message.into(),
-        }
-    }
-}
+use crate::messages::scanners::ScanFault;
 
 impl From<WireError> for ScanFault {
     fn from(e: WireError) -> Self {
         ScanFault::new(e.kind(), e.to_string())
-    }
-}
-
-impl From<crate::payments::PaymentsError> for ScanFault {
-    fn from(e: crate::payments::PaymentsError) -> Self {
-        ScanFault::new("store", e.to_string())
     }
 }
 

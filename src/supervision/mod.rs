@@ -27,17 +27,4 @@ pub use supervisor::{ChildSpec, StartFn, Supervisor};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Errors of supervision and of the registry's restart requests.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SupervisionError {
-    #[error("no subsystem named {0:?}")]
-    UnknownSubsystem(String),
-    #[error("{0}")]
-    StartFailed(String),
-    #[error("the supervisor of {0:?} is not running")]
-    SupervisorDown(String),
-    #[error("restarting {0:?} did not finish in time")]
-    Timeout(String),
-    #[error("{child} exceeded its restart budget: {reason}")]
-    Escalated { child: String, reason: String },
-}
+pub use crate::messages::supervisor::SupervisionError;

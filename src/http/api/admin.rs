@@ -194,12 +194,12 @@ pub struct DemoPayBody {
 }
 
 #[utoipa::path(post, path = "/admin/demo/pay", tag = "admin", request_body = DemoPayBody,
-    responses((status = 200, body = crate::payments::Ingested), (status = 401), (status = 403), (status = 404, description = "Not in demo mode"), (status = 409)))]
+    responses((status = 200, body = crate::domain::Ingested), (status = 401), (status = 403), (status = 404, description = "Not in demo mode"), (status = 409)))]
 pub async fn demo_pay(
     State(app): State<AppState>,
     caller: Caller,
     super::ApiJson(body): super::ApiJson<DemoPayBody>,
-) -> Result<Json<crate::payments::Ingested>, ApiError> {
+) -> Result<Json<crate::domain::Ingested>, ApiError> {
     caller.require(&[Role::Admin, Role::Operator])?;
     let demo = app
         .demo_chain
