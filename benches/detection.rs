@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench detection` (POLL_MS and ORDERS in the environment change the defaults)
 
-#[path = "../tests/common/chain.rs"]
+#[path = "../tests/it/common/chain.rs"]
 mod chain;
 
 use std::time::{Duration, Instant};

@@ -3,13 +3,16 @@
 //! webhook, restarts and crashes in the middle of a stream, upstream faults, late and unmatched
 //! transfers, and concurrent allocations.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::chain::{ChainTransfer, Fault, FullNode, PAYER, TronGrid, random_txid, transfer_to};
-use common::{TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_status};
+use crate::common::chain::{
+    ChainTransfer, Fault, FullNode, PAYER, TronGrid, random_txid, transfer_to,
+};
+use crate::common::{
+    TestDb, WALLET, order_for, pass_deadline, shop, start_app, token, wait_for, wait_paid,
+    wait_status,
+};
 use telebot::domain::{AllocationState, Money, OrderStatus, Role, TransferOutcome, now_ms};
 use telebot::payments::webhook::sign;
 use telebot::store::{Page, Store};
@@ -398,11 +401,12 @@ async fn concurrent_orders_get_distinct_amounts_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(telebot_postgres),
+    ignore = "needs PostgreSQL: set TELEBOT_TEST_POSTGRES_URL"
+)]
 async fn concurrent_orders_get_distinct_amounts_on_postgres() {
-    let Some(db) = TestDb::postgres().await else {
-        return;
-    };
-    concurrent_orders_get_distinct_amounts(db).await;
+    concurrent_orders_get_distinct_amounts(TestDb::postgres().await).await;
 }
 
 #[tokio::test]
@@ -430,9 +434,9 @@ async fn restarts_and_a_crash_in_a_stream_of_payments_lose_nothing() {
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    wait_paid(&db.store, &orders, 2).await;
     app.app.registry.restart("payments", LIMIT).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    wait_paid(&db.store, &orders, 5).await;
     // a crash: the scanner is killed mid-work, without a chance to clean up
     let scanner = app
         .app
@@ -440,7 +444,7 @@ async fn restarts_and_a_crash_in_a_stream_of_payments_lose_nothing() {
         .cell("payments/scanner-trongrid")
         .expect("scanner running");
     scanner.kill();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_paid(&db.store, &orders, 8).await;
     app.app.registry.restart("orders", LIMIT).await.unwrap();
     feed.await.unwrap();
     let scanner = app
@@ -487,7 +491,7 @@ async fn a_payment_made_in_time_while_the_service_was_down_still_pays() {
     let mut t = transfer_to(order.payable_amount, true);
     t.block_time = order.created_at + 1_000;
     tg.push(t);
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    pass_deadline(order.expires_at, 500).await;
     let app = start_app(&db.url, &vars).await;
     wait_status(&db.store, order.id, OrderStatus::Delivered).await;
     app.shutdown().await;
@@ -505,7 +509,7 @@ async fn an_unpaid_order_whose_window_passed_while_down_expires_at_start() {
     let (user, product) = shop(&db.store, 107, "2", 1).await;
     let order = order_for(&app.app, user.id, &product, 1).await;
     app.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    pass_deadline(order.expires_at, 500).await;
     assert_eq!(
         db.store.order(order.id).await.unwrap().status,
         OrderStatus::PendingPayment,
@@ -763,14 +767,15 @@ async fn payments_indexed_late_still_pay_on_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(telebot_postgres),
+    ignore = "needs PostgreSQL: set TELEBOT_TEST_POSTGRES_URL"
+)]
 async fn payments_indexed_late_still_pay_on_postgres() {
-    let Some(first) = TestDb::postgres().await else {
-        return;
-    };
     let dbs = [
-        first,
-        TestDb::postgres().await.unwrap(),
-        TestDb::postgres().await.unwrap(),
+        TestDb::postgres().await,
+        TestDb::postgres().await,
+        TestDb::postgres().await,
     ];
     payments_indexed_late_still_pay(dbs).await;
 }
@@ -1456,12 +1461,15 @@ async fn merchant_callbacks_are_signed_retried_and_sent_once_per_event() {
     assert_eq!(cancel.2["order"]["status"], "cancelled");
     assert!(cancel.2["transfer"].is_null());
 
-    // nothing is sent twice once taken, and nothing stays queued
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // nothing stays queued, and nothing was sent twice: a row is marked sent only after its
+    // delivery, so once all are sent every delivery there will be has arrived
+    let rows = wait_for("every callback marked sent", LIMIT, || async {
+        let rows = db.store.outbox_by_kind("callback", 100).await.unwrap();
+        rows.iter().all(|r| r.status == "sent").then_some(rows)
+    })
+    .await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(merchant.events(SECRET).len(), 4);
-    let rows = db.store.outbox_by_kind("callback", 100).await.unwrap();
-    assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
     app.shutdown().await;
 }
 

@@ -244,7 +244,7 @@ async fn respond(fault: Option<Fault>, body: String) -> Response {
         None | Some(Fault::OutOfOrder) => json_response(StatusCode::OK, body),
         Some(Fault::TronGridError(code)) => json_response(
             StatusCode::from_u16(code).unwrap(),
-            include_str!("../data/wire/trongrid-error-403.json").to_owned(),
+            include_str!("../../data/wire/trongrid-error-403.json").to_owned(),
         ),
         Some(Fault::NodeError) => json_response(
             StatusCode::OK,
@@ -415,7 +415,7 @@ impl FullNode {
 
 fn block_json(number: i64, time: i64) -> String {
     let sample: Value =
-        serde_json::from_str(include_str!("../data/wire/fullnode-getnowblock.json")).unwrap();
+        serde_json::from_str(include_str!("../../data/wire/fullnode-getnowblock.json")).unwrap();
     let mut b = sample;
     b["block_header"]["raw_data"]["number"] = json!(number);
     b["block_header"]["raw_data"]["timestamp"] = json!(time);
@@ -476,9 +476,10 @@ async fn fn_txinfo(State(state): State<Arc<Mutex<FnState>>>, body: String) -> Re
         let body = if num <= 0 || num > s.head {
             "{}".to_owned()
         } else {
-            let sample: Value =
-                serde_json::from_str(include_str!("../data/wire/fullnode-txinfo-by-block.json"))
-                    .unwrap();
+            let sample: Value = serde_json::from_str(include_str!(
+                "../../data/wire/fullnode-txinfo-by-block.json"
+            ))
+            .unwrap();
             let infos: Vec<Value> = s
                 .blocks
                 .get(&num)

@@ -2,8 +2,6 @@
 //! counted, a spent restart budget escalates to the parent, and operators can restart any
 //! subsystem through the registry.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -144,7 +142,7 @@ async fn a_panicking_child_comes_back_while_the_rest_keeps_serving() {
     assert_eq!(flaky.ping().await, Some(1));
 
     flaky.boom();
-    let generation = common::wait_for("flaky to be restarted", LIMIT, || async {
+    let generation = crate::common::wait_for("flaky to be restarted", LIMIT, || async {
         flaky.ping().await.filter(|&g| g == 2)
     })
     .await;
@@ -180,7 +178,7 @@ async fn one_for_all_restarts_the_siblings_too() {
     )
     .await;
     a.boom();
-    common::wait_for("both children restarted", LIMIT, || async {
+    crate::common::wait_for("both children restarted", LIMIT, || async {
         (a.ping().await == Some(2) && b.ping().await == Some(2)).then_some(())
     })
     .await;
@@ -204,7 +202,7 @@ async fn a_spent_budget_escalates_to_the_parent() {
     // two failures are absorbed by "sub" itself
     for expected in 2..=3 {
         worker.boom();
-        common::wait_for("worker restarted by its supervisor", LIMIT, || async {
+        crate::common::wait_for("worker restarted by its supervisor", LIMIT, || async {
             worker.ping().await.filter(|&g| g == expected)
         })
         .await;
@@ -214,7 +212,7 @@ async fn a_spent_budget_escalates_to_the_parent() {
 
     // the third spends the budget: "sub" gives up, and the root restarts the whole subtree
     worker.boom();
-    common::wait_for(
+    crate::common::wait_for(
         "the root to restart the escalated subtree",
         LIMIT,
         || async {
@@ -230,7 +228,7 @@ async fn a_spent_budget_escalates_to_the_parent() {
             .unwrap()
             .contains("exceeded its restart budget")
     );
-    let generation = common::wait_for("a fresh worker", LIMIT, || async {
+    let generation = crate::common::wait_for("a fresh worker", LIMIT, || async {
         worker.ping().await.filter(|&g| g == 4)
     })
     .await;
@@ -294,12 +292,12 @@ async fn the_top_supervisor_fails_to_its_owner_when_its_budget_is_spent() {
         .await
         .unwrap();
     worker.boom();
-    common::wait_for("first restart", LIMIT, || async {
+    crate::common::wait_for("first restart", LIMIT, || async {
         worker.ping().await.filter(|&g| g == 2)
     })
     .await;
     worker.boom();
-    common::wait_for("escalation to the owner", LIMIT, || async {
+    crate::common::wait_for("escalation to the owner", LIMIT, || async {
         (failures.load(Ordering::SeqCst) == 1).then_some(())
     })
     .await;

@@ -1,14 +1,12 @@
 //! The bot end to end: teloxide talks to the built-in Bot API simulator on loopback exactly as to
 //! Telegram, simulated users type and press buttons, and payments arrive at a loopback TronGrid.
 
-mod common;
-
 use std::time::Duration;
 
-use common::chain::{TronGrid, transfer_to};
-use common::sim::SimUser;
-use common::{TestDb, WALLET, shop, start_app, wait_for};
-use telebot::domain::{Money, OrderStatus, ProductKind};
+use crate::common::chain::{TronGrid, transfer_to};
+use crate::common::sim::SimUser;
+use crate::common::{TestDb, WALLET, pass_deadline, shop, start_app, wait_for};
+use telebot::domain::{Money, OrderStatus, ProductKind, now_ms};
 use telebot::store::{OrderFilter, Page};
 
 const LIMIT: Duration = Duration::from_secs(15);
@@ -171,7 +169,7 @@ async fn a_referral_link_binds_the_agent_on_first_contact_only() {
     let user = db.store.user_by_telegram_id(503).await.unwrap().unwrap();
     assert_eq!(user.referred_by_agent_id, Some(alice.id));
     // a link to a product opens it
-    let p = common::product(
+    let p = crate::common::product(
         &db.store,
         ProductKind::Service,
         "Audit",
@@ -201,9 +199,17 @@ async fn over_the_rate_limit_one_notice_and_other_users_are_unaffected() {
     let calm = SimUser::new(app.http_addr, 505);
     calm.say("/start").await;
     calm.expect(0, "Welcome").await;
-    // let the flood's session work through its mailbox
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let replies = flood.bot_messages().await;
+    // the flood's session has worked through its mailbox once it refused all seven over the
+    // limit (the notice included); everything it answers was sent before it got there
+    wait_for("the flood refused", Duration::from_secs(10), || async {
+        (app.app.limiter.refused() >= 7).then_some(())
+    })
+    .await;
+    let replies = wait_for("the flood's replies", Duration::from_secs(10), || async {
+        let replies = flood.bot_messages().await;
+        (replies.len() >= 6).then_some(replies)
+    })
+    .await;
     let notices = replies
         .iter()
         .filter(|m| m.text.contains("too fast"))
@@ -219,7 +225,7 @@ async fn a_forged_callback_for_another_users_order_does_nothing() {
     let app = start_app(&db.url, &[]).await;
     let (_, product) = shop(&db.store, 506, "5", 1).await;
     let owner = db.store.user_by_telegram_id(506).await.unwrap().unwrap();
-    let order = common::order_for(&app.app, owner.id, &product, 1).await;
+    let order = crate::common::order_for(&app.app, owner.id, &product, 1).await;
 
     let mallory = SimUser::new(app.http_addr, 507);
     mallory.say("/start").await;
@@ -259,7 +265,7 @@ async fn a_forged_callback_for_another_users_order_does_nothing() {
 async fn names_and_requests_cannot_inject_markup() {
     let db = TestDb::sqlite().await;
     let app = start_app(&db.url, &[]).await;
-    let p = common::product(
+    let p = crate::common::product(
         &db.store,
         ProductKind::Service,
         "Design <i>work</i>",
@@ -349,7 +355,7 @@ async fn unexpected_updates_never_break_the_bot() {
 async fn the_bot_subsystem_restarts_mid_conversation_and_the_conversation_goes_on() {
     let db = TestDb::sqlite().await;
     let app = start_app(&db.url, &[]).await;
-    let p = common::product(&db.store, ProductKind::Service, "Logo", "A logo", "40").await;
+    let p = crate::common::product(&db.store, ProductKind::Service, "Logo", "A logo", "40").await;
     let u = SimUser::new(app.http_addr, 510);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
@@ -408,7 +414,17 @@ async fn updates_arriving_while_the_router_restarts_are_all_answered_once() {
             (n >= EACH).then_some(n)
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // one more message, answered after everything sent before it: once its answer is
+        // there, no earlier /help can still be answered again
+        u.say("/profile").await;
+        wait_for("the marker answered", Duration::from_secs(20), || async {
+            u.bot_messages()
+                .await
+                .iter()
+                .any(|m| m.text.contains("Telegram ID"))
+                .then_some(())
+        })
+        .await;
         let settled = u
             .bot_messages()
             .await
@@ -525,7 +541,13 @@ async fn past_the_window_the_bot_says_the_chain_is_being_checked() {
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
     let instructions = u.order_quantity(menu.message_id, product.id, 1).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pending = db
+        .store
+        .list_orders(&OrderFilter::default(), Page::default())
+        .await
+        .unwrap()
+        .remove(0);
+    pass_deadline(pending.expires_at, 500).await;
     let q = u
         .press(
             instructions.message_id,
@@ -557,12 +579,13 @@ async fn forged_or_old_order_buttons_create_no_order() {
     )
     .await;
     let (_, digital) = shop(&db.store, 513, "2", 20).await;
-    let service = common::product(&db.store, ProductKind::Service, "Design", "", "9").await;
-    let topup = common::product(&db.store, ProductKind::Topup, "Top-up", "", "0").await;
+    let service = crate::common::product(&db.store, ProductKind::Service, "Design", "", "9").await;
+    let topup = crate::common::product(&db.store, ProductKind::Topup, "Top-up", "", "0").await;
     let u = SimUser::new(app.http_addr, 513);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
     let keyboard = u.quantity_keyboard(menu.message_id, digital.id).await;
+    let shown_by = now_ms();
     for (message, data) in [
         (menu.message_id, format!("q:{}:7", service.id)),
         (menu.message_id, format!("q:{}:3", topup.id)),
@@ -576,7 +599,7 @@ async fn forged_or_old_order_buttons_create_no_order() {
         assert_eq!(answer["show_alert"], true, "{data}");
     }
     // the keyboard the bot showed, pressed after its lifetime: shown again instead of ordering
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    pass_deadline(shown_by + 2_000, 500).await;
     let v = u.version().await;
     let q = u
         .press(keyboard.message_id, &format!("q:{}:1", digital.id))
@@ -632,8 +655,8 @@ async fn a_broadcast_reaches_everyone_once() {
             .filter(|b| b.status == "done")
     })
     .await;
+    // `done` is written after the last send: every message the broadcast makes is out
     assert_eq!((done.sent, done.failed), (5, 0));
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
     for u in &users {
         let count = u
             .bot_messages()
@@ -654,7 +677,7 @@ async fn idle_sessions_stop_and_come_back_with_their_state() {
         &[("TELEBOT__TELEGRAM__SESSION_IDLE_TIMEOUT", "300ms")],
     )
     .await;
-    let p = common::product(&db.store, ProductKind::Service, "Review", "x", "2").await;
+    let p = crate::common::product(&db.store, ProductKind::Service, "Review", "x", "2").await;
     let u = SimUser::new(app.http_addr, 512);
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;

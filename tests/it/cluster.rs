@@ -3,12 +3,10 @@
 //! serve requests with those idle, and one of them takes over when the leader stops. Runs when
 //! TELEBOT_TEST_POSTGRES_URL is set; a single SQLite instance always leads.
 
-mod common;
-
 use std::time::Duration;
 
-use common::chain::{TronGrid, transfer_to};
-use common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
+use crate::common::chain::{TronGrid, transfer_to};
+use crate::common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
 use telebot::domain::{OrderStatus, TransferOutcome};
 
 fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
@@ -30,11 +28,12 @@ async fn readyz(addr: std::net::SocketAddr) -> (u16, serde_json::Value) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(telebot_postgres),
+    ignore = "needs PostgreSQL: set TELEBOT_TEST_POSTGRES_URL"
+)]
 async fn one_instance_leads_and_another_takes_over_when_it_stops() {
-    let Some(db) = TestDb::postgres().await else {
-        eprintln!("{} not set: PostgreSQL run skipped", common::POSTGRES_ENV);
-        return;
-    };
+    let db = TestDb::postgres().await;
     let tg = TronGrid::start().await;
     let first = start_app(&db.url, &vars(&tg)).await;
     wait_for(

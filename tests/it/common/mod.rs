@@ -17,6 +17,14 @@ pub const POSTGRES_ENV: &str = "TELEBOT_TEST_POSTGRES_URL";
 /// Environment variable that enables the Redis runs of the shared suites.
 pub const REDIS_ENV: &str = "TELEBOT_TEST_REDIS_URL";
 
+/// The server URL in `var`; a test that needs it fails with a clear message when it is unset.
+pub fn env_url(var: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("{var} is not set: this test needs its server"))
+}
+
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: String,
@@ -41,10 +49,11 @@ impl TestDb {
         }
     }
 
-    /// A new PostgreSQL database, migrated; `None` when the suite is not enabled. Panics (the
-    /// test fails) when the variable is set but the server cannot be used.
-    pub async fn postgres() -> Option<TestDb> {
-        let admin_url = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.is_empty())?;
+    /// A new PostgreSQL database, migrated. The tests that call it are ignored unless
+    /// [`POSTGRES_ENV`] was set for the build; they fail when it is unset at run time or the
+    /// server cannot be used.
+    pub async fn postgres() -> TestDb {
+        let admin_url = env_url(POSTGRES_ENV);
         let name = format!("telebot_t_{:016x}", rand::random::<u64>());
         let admin = connect_plain(&admin_url).await;
         admin
@@ -56,13 +65,13 @@ impl TestDb {
         admin.close().await;
         let url = replace_db_name(&admin_url, &name);
         let store = connect(&url).await;
-        Some(TestDb {
+        TestDb {
             url,
             store,
             _dir: None,
             admin_url: Some(admin_url),
             name: Some(name),
-        })
+        }
     }
 
     /// Closes the pool and drops a PostgreSQL database (SQLite files go with their folder).
@@ -281,4 +290,36 @@ pub async fn wait_status(
         },
     )
     .await
+}
+
+/// Waits until at least `n` of `orders` have left `pending_payment`: the marker that a stream
+/// of payments is under way, so a restart or a crash lands in the middle of it.
+pub async fn wait_paid(store: &Store, orders: &[telebot::store::Order], n: usize) {
+    wait_for(
+        &format!("{n} of {} orders paid", orders.len()),
+        Duration::from_secs(20),
+        || async {
+            let mut paid = 0;
+            for o in orders {
+                if store
+                    .order(o.id)
+                    .await
+                    .is_ok_and(|o| o.status != telebot::domain::OrderStatus::PendingPayment)
+                {
+                    paid += 1;
+                }
+            }
+            (paid >= n).then_some(())
+        },
+    )
+    .await
+}
+
+/// Sleeps until the wall clock passes `at_ms` (Unix ms) by `margin_ms`: for tests whose subject
+/// is a deadline (a payment window, a keyboard's lifetime), which no marker can stand for.
+pub async fn pass_deadline(at_ms: i64, margin_ms: i64) {
+    let left = at_ms + margin_ms - telebot::domain::now_ms();
+    if left > 0 {
+        tokio::time::sleep(Duration::from_millis(left as u64)).await;
+    }
 }

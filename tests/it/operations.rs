@@ -3,15 +3,15 @@
 //! through the API and the CLI in the middle of a stream of payments, and JSON logs that carry
 //! request and update ids.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::chain::{Fault, TronGrid, transfer_to};
-use common::sim::SimUser;
-use common::{TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_status};
+use crate::common::chain::{Fault, TronGrid, transfer_to};
+use crate::common::sim::SimUser;
+use crate::common::{
+    TestDb, WALLET, order_for, shop, start_app, token, wait_for, wait_paid, wait_status,
+};
 use telebot::domain::{Money, OrderStatus, Role};
 
 const REQUIRED: &[&str] = &[
@@ -237,7 +237,7 @@ async fn restarting_payments_through_the_api_in_a_stream_of_payments_loses_none(
         "http://{}/api/v1/admin/subsystems/payments/restart",
         app.http_addr
     );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_paid(&db.store, &orders, 2).await;
     let denied = client
         .post(&restart)
         .bearer_auth(&operator)
@@ -257,7 +257,7 @@ async fn restarting_payments_through_the_api_in_a_stream_of_payments_loses_none(
         (status["path"].as_str(), status["state"].as_str()),
         (Some("payments"), Some("running"))
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_paid(&db.store, &orders, 6).await;
     let r = client
         .post(format!(
             "http://{}/api/v1/admin/subsystems/payments.matcher/restart",

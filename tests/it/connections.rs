@@ -1,12 +1,10 @@
 //! Connections cannot take the service down: idle and slow-header sockets are closed by the
 //! server, and at the connection limit `/healthz` still answers.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{TestDb, start_app, wait_for};
+use crate::common::{TestDb, start_app, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,12 +3,8 @@
 //! see it paid and delivered, restart the payments subsystem), with screenshots of every panel
 //! under target/screenshots/.
 
-mod common;
-
-use std::time::Duration;
-
-use common::webdriver::Browser;
-use common::{TestDb, start_app, token};
+use crate::common::webdriver::Browser;
+use crate::common::{TestDb, start_app, token};
 use serde_json::{Value, json};
 use telebot::domain::Role;
 
@@ -405,7 +401,7 @@ async fn behind_a_proxy_logins_are_throttled_by_the_forwarded_address() {
 
 #[tokio::test]
 async fn the_demo_end_to_end_in_a_real_browser() {
-    if !common::webdriver::available() {
+    if !crate::common::webdriver::available() {
         return;
     }
     let db = TestDb::sqlite().await;
@@ -525,7 +521,6 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     b.screenshot("subsystems").await;
     b.quit().await;
     assert_eq!(app.app.registry.status("payments").unwrap().restarts, 1);
-    tokio::time::sleep(Duration::from_millis(50)).await;
     app.shutdown().await;
 }
 

@@ -1,8 +1,6 @@
 //! The service as a whole: the binary starts on the embedded default, answers /healthz, /readyz
 //! and /metrics, stops cleanly on SIGTERM, and refuses bad configuration with exit code 2.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -269,7 +267,7 @@ fn real_wallets_with_the_simulator_are_warned_about() {
         .env("TELEBOT__HTTP__ADDR", "127.0.0.1:0")
         .env("TELEBOT__TRON__SOURCE", "trongrid")
         .env("TELEBOT__TRON__TRONGRID_URL", "http://127.0.0.1:9")
-        .env("TELEBOT__PAYMENTS__WALLETS", common::WALLET)
+        .env("TELEBOT__PAYMENTS__WALLETS", crate::common::WALLET)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
