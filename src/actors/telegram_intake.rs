@@ -19,8 +19,8 @@ use teloxide::update_listeners::{AsUpdateStream, Polling};
 use tokio::task::JoinHandle;
 
 use super::bot_router::BotHandle;
+use crate::bot::commands;
 use crate::bot::outbound::Outbound;
-use crate::bot::screens::commands;
 use crate::config::{Language, Secret};
 use crate::messages::bot::{IntakeMsg, IntakeStatus};
 use crate::supervision::Leadership;
@@ -141,7 +141,7 @@ impl Actor for TelegramIntake {
         let outbound = self.outbound.clone();
         tokio::spawn(async move {
             for (lang, code) in [(Language::En, None), (Language::Zh, Some("zh"))] {
-                if let Err(e) = outbound.set_commands(commands(lang), code).await {
+                if let Err(e) = outbound.set_commands(commands::menu(lang), code).await {
                     tracing::warn!(error = %e, "command menu not registered");
                 }
             }

@@ -17,6 +17,7 @@ use crate::ratelimit::RateLimiter;
 use crate::store::{BoxFuture, NewOrder, Order, PayOutcome, Store};
 
 pub mod callback;
+pub mod commands;
 pub mod keyboards;
 pub mod notices;
 pub mod outbound;
