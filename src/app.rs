@@ -19,6 +19,7 @@ use crate::actors::matcher::{Matcher, MatcherHandle};
 use crate::actors::order::OrderEnv;
 use crate::actors::order_manager::{OrderManager, OrdersHandle};
 use crate::actors::outbox_worker::OutboxWorker;
+use crate::actors::periodic::Periodic;
 use crate::actors::reconciler::Reconciler;
 use crate::actors::telegram_intake::{IntakeMode, TelegramIntake};
 use crate::actors::trongrid_scanner::TronGridScanner;
@@ -47,6 +48,8 @@ pub const DEMO_WALLETS: &[&str] = &["T9yD14Nj9j7xAB4dbGeiX9h8unkKHxuWwb"];
 const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(3600);
 /// How often the outbox is checked for due notifications.
 const OUTBOX_EVERY: Duration = Duration::from_millis(300);
+/// How often the broadcaster looks for a running broadcast.
+const BROADCAST_EVERY: Duration = Duration::from_secs(1);
 /// Token the bot uses with the built-in simulator.
 const SIMULATOR_TOKEN: &str = "0:simulator";
 /// How often transfers left pending by a fault are placed again.
@@ -448,10 +451,12 @@ fn payments_children(app: &Arc<App>) -> Vec<ChildSpec> {
     }
     let reconciler = Reconciler {
         payments: app.payments.clone(),
-        every: RECONCILE_EVERY,
-        leader: app.leadership.clone(),
     };
-    children.push(actor_child("reconciler", reconciler, None));
+    children.push(actor_child(
+        "reconciler",
+        Periodic::new(reconciler, RECONCILE_EVERY, app.leadership.clone()),
+        None,
+    ));
     children
 }
 
@@ -516,19 +521,25 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
             name: app.config.telegram.shop_name.clone(),
             bot_username: app.config.telegram.bot_username.clone(),
         },
-        every: OUTBOX_EVERY,
         reached: Default::default(),
-        leader: app.leadership.clone(),
     };
     let broadcaster = Broadcaster {
         store: app.store.clone(),
         outbound: app.bot_env.outbound.clone(),
-        every: Duration::from_secs(1),
         leader: app.leadership.clone(),
     };
+    let leader = &app.leadership;
     let mut children = vec![
-        actor_child("outbox", outbox, None),
-        actor_child("broadcaster", broadcaster, None),
+        actor_child(
+            "outbox",
+            Periodic::new(outbox, OUTBOX_EVERY, leader.clone()),
+            None,
+        ),
+        actor_child(
+            "broadcaster",
+            Periodic::new(broadcaster, BROADCAST_EVERY, leader.clone()),
+            None,
+        ),
     ];
     let p = &app.config.payments;
     if !p.callback_url.is_empty() {
@@ -539,10 +550,12 @@ fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {
                 p.callback_secret.clone(),
                 p.callback_timeout,
             ),
-            every: OUTBOX_EVERY,
-            leader: app.leadership.clone(),
         };
-        children.push(actor_child("callbacks", callbacks, None));
+        children.push(actor_child(
+            "callbacks",
+            Periodic::new(callbacks, OUTBOX_EVERY, leader.clone()),
+            None,
+        ));
     }
     children
 }

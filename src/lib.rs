@@ -31,7 +31,15 @@
 //!
 //! Children start in the order drawn and stop in reverse. Actors talk through typed handles and
 //! messages in `src/messages/`; rules (money, order and agent state machines, order and account
-//! rules) live in `src/domain/` without I/O; `src/store/` is the only code that speaks SQL.
+//! rules) live in `src/domain/` without I/O; `src/store/` is the only code that speaks SQL. The
+//! outbox, broadcaster, callbacks and reconciler are one pattern, [`actors::periodic`]: a timer,
+//! one round at a time, only on the instance that leads.
+//!
+//! Imports run one way, from the edges down: `main`/`cli` → `app` → `http` → `actors` → `bot`
+//! → `payments`, `supervision` → `messages` → `store` → `config` → `domain`. Where a lower layer needs an actor
+//! (the payment pipeline pays orders, the screens create them) it names a small trait of its own
+//! ([`payments::AmountMatcher`], [`payments::OrderPayer`], [`bot::OrderDesk`]) that the handle
+//! implements, so no import runs back up.
 //!
 //! # The buy flow
 //!

@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-
+use super::periodic::Round;
 use crate::bot::outbound::Outbound;
-use crate::messages::notifier::BroadcastMsg;
 use crate::store::Store;
 
 const BATCH: i64 = 100;
@@ -18,15 +16,8 @@ const BATCH: i64 = 100;
 pub struct Broadcaster {
     pub store: Store,
     pub outbound: Outbound,
-    pub every: Duration,
-    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
+    /// A broadcast pauses between two messages when this instance stops leading.
     pub leader: crate::supervision::Leadership,
-}
-
-pub struct BroadcasterState {
-    job: super::Job,
-    /// Asks the running job to stop before its next message.
-    stopping: Arc<AtomicBool>,
 }
 
 /// Sends of one message that fail for a transient reason (after [`Outbound`]'s own retries) are
@@ -85,56 +76,15 @@ impl Broadcaster {
     }
 }
 
-impl Actor for Broadcaster {
-    type Msg = BroadcastMsg;
-    type State = BroadcasterState;
-    type Arguments = ();
+impl Round for Broadcaster {
+    // the position is saved after every message: let the message in hand finish and be recorded
+    // (cancelling between the send and the record would send it again after the restart); a
+    // round still going after that is only sleeping or stuck, and is cancelled
+    const FINISH_ON_STOP: Option<Duration> = Some(Duration::from_secs(5));
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<BroadcastMsg>,
-        _: (),
-    ) -> Result<BroadcasterState, ActorProcessingErr> {
-        myself.send_interval(self.every, || BroadcastMsg::Tick);
-        Ok(BroadcasterState {
-            job: super::Job::default(),
-            stopping: Arc::new(AtomicBool::new(false)),
-        })
-    }
-
-    async fn post_stop(
-        &self,
-        _: ActorRef<BroadcastMsg>,
-        state: &mut BroadcasterState,
-    ) -> Result<(), ActorProcessingErr> {
-        // the position is saved after every message: let the message in hand finish and be
-        // recorded (cancelling between the send and the record would send it again after the
-        // restart); a job still waiting after that is only sleeping or stuck, and is cancelled
-        state.stopping.store(true, Ordering::Relaxed);
-        state.job.finish(Duration::from_secs(5)).await;
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<BroadcastMsg>,
-        msg: BroadcastMsg,
-        state: &mut BroadcasterState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            BroadcastMsg::Tick => {
-                if !self.leader.is_leader() {
-                    return Ok(());
-                }
-                let me = self.clone();
-                let stopping = state.stopping.clone();
-                state.job.start(async move {
-                    if let Err(e) = me.run(&stopping).await {
-                        tracing::warn!(error = %e, "broadcast paused by a storage fault; resuming later");
-                    }
-                });
-            }
+    async fn round(&self, stopping: Arc<AtomicBool>) {
+        if let Err(e) = self.run(&stopping).await {
+            tracing::warn!(error = %e, "broadcast paused by a storage fault; resuming later");
         }
-        Ok(())
     }
 }

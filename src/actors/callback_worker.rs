@@ -5,14 +5,14 @@
 //! outage on the merchant's side loses nothing. It runs apart from the Telegram notifications
 //! so that a slow merchant server never delays a customer's message.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-
 use super::outbox_worker::{CLAIM_MS, MAX_ATTEMPTS, retry_delay_ms};
+use super::periodic::Round;
 use crate::domain::Audience;
 use crate::domain::now_ms;
-use crate::messages::notifier::CallbackMsg;
 use crate::payments::callback::{CallbackClient, CallbackError, build};
 use crate::store::{OutboxMessage, Store, StoreError};
 
@@ -23,17 +23,10 @@ const BATCH: i64 = 20;
 pub struct CallbackWorker {
     pub store: Store,
     pub client: CallbackClient,
-    pub every: Duration,
-    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
-    pub leader: crate::supervision::Leadership,
-}
-
-pub struct CallbackState {
-    job: super::Job,
 }
 
 impl CallbackWorker {
-    async fn round(&self) -> Result<(), StoreError> {
+    async fn deliver_due(&self) -> Result<(), StoreError> {
         for m in self
             .store
             .due_outbox(Audience::Callback.as_str(), BATCH)
@@ -86,52 +79,14 @@ impl CallbackWorker {
     }
 }
 
-impl Actor for CallbackWorker {
-    type Msg = CallbackMsg;
-    type State = CallbackState;
-    type Arguments = ();
+impl Round for CallbackWorker {
+    // a callback sent but not marked would be sent again after the restart; the merchant
+    // recognises it by X-Telebot-Delivery
+    const FINISH_ON_STOP: Option<Duration> = Some(Duration::from_secs(5));
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<CallbackMsg>,
-        _: (),
-    ) -> Result<CallbackState, ActorProcessingErr> {
-        myself.send_interval(self.every, || CallbackMsg::Tick);
-        Ok(CallbackState {
-            job: super::Job::default(),
-        })
-    }
-
-    async fn post_stop(
-        &self,
-        _: ActorRef<CallbackMsg>,
-        state: &mut CallbackState,
-    ) -> Result<(), ActorProcessingErr> {
-        // a callback sent but not marked would be sent again after the restart; the merchant
-        // recognises it by X-Telebot-Delivery
-        state.job.finish(Duration::from_secs(5)).await;
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<CallbackMsg>,
-        msg: CallbackMsg,
-        state: &mut CallbackState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            CallbackMsg::Tick => {
-                if !self.leader.is_leader() {
-                    return Ok(());
-                }
-                let worker = self.clone();
-                state.job.start(async move {
-                    if let Err(e) = worker.round().await {
-                        tracing::warn!(error = %e, "callback round failed; retrying");
-                    }
-                });
-            }
+    async fn round(&self, _: Arc<AtomicBool>) {
+        if let Err(e) = self.deliver_due().await {
+            tracing::warn!(error = %e, "callback round failed; retrying");
         }
-        Ok(())
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::periodic::{FollowGate, Turn};
 use crate::config::Confirmations;
 use crate::domain::TronAddress;
 use crate::messages::scanners::ScanFault;
@@ -57,7 +58,7 @@ pub struct FullNodeState {
     failures: u32,
     job: super::Job,
     /// Idle while another instance leads; its cursor is read again on taking over.
-    following: bool,
+    gate: FollowGate,
 }
 
 impl Actor for FullNodeScanner {
@@ -84,7 +85,7 @@ impl Actor for FullNodeScanner {
             seen_upto: 0,
             failures: 0,
             job: super::Job::default(),
-            following: false,
+            gate: FollowGate::default(),
         })
     }
 
@@ -105,16 +106,15 @@ impl Actor for FullNodeScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             FullNodeMsg::Tick => {
-                if !self.leader.is_leader() {
+                match state.gate.turn(self.leader.is_leader()) {
                     // another instance scans; look again later, and resume from the cursors it
                     // saved when this one takes over
-                    state.following = true;
-                    myself.send_after(self.poll_interval, || FullNodeMsg::Tick);
-                    return Ok(());
-                }
-                if state.following {
-                    state.following = false;
-                    self.reload_cursors(state).await?;
+                    Turn::Follow => {
+                        myself.send_after(self.poll_interval, || FullNodeMsg::Tick);
+                        return Ok(());
+                    }
+                    Turn::TakeOver => self.reload_cursors(state).await?,
+                    Turn::Lead => {}
                 }
                 let job = self.clone();
                 let client = state.client.clone();

@@ -54,6 +54,7 @@ pub mod matcher;
 pub mod order;
 pub mod order_manager;
 pub mod outbox_worker;
+pub mod periodic;
 pub mod reconciler;
 pub mod session;
 pub mod telegram_intake;

@@ -5,16 +5,16 @@
 //! refusals (the user blocked the bot) end that message, logged.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::periodic::Round;
 use crate::bot::notices;
 use crate::bot::outbound::{Outbound, SendError};
 use crate::domain::Audience;
 use crate::domain::{OrderStatus, now_ms};
-use crate::messages::notifier::OutboxMsg;
 use crate::store::{OutboxMessage, Store};
 
 /// Messages taken per round and kind.
@@ -32,16 +32,9 @@ pub struct OutboxWorker {
     /// The language of operator alerts (`telegram.default_language`).
     pub operator_language: crate::config::Language,
     pub shop: notices::Shop,
-    pub every: Duration,
     /// Operator chats each message has already reached, so a retry after one chat failed goes
     /// only to the chats still missing it (kept across restarts of the worker, not the process).
     pub reached: Arc<DashMap<i64, Vec<i64>>>,
-    /// Works only while this instance leads (see [`crate::supervision::Leadership`]).
-    pub leader: crate::supervision::Leadership,
-}
-
-pub struct OutboxState {
-    job: super::Job,
 }
 
 /// Delay before attempt `attempts + 1`: 2 s doubling, at most an hour.
@@ -55,7 +48,7 @@ fn unreadable(e: serde_json::Error) -> SendError {
 }
 
 impl OutboxWorker {
-    async fn round(&self) -> Result<(), crate::store::StoreError> {
+    async fn deliver_due(&self) -> Result<(), crate::store::StoreError> {
         // each message is claimed just before it is sent: an instance that lost the lead and
         // does not know it yet cannot send the same message as the new leader
         for m in self
@@ -187,52 +180,14 @@ impl OutboxWorker {
     }
 }
 
-impl Actor for OutboxWorker {
-    type Msg = OutboxMsg;
-    type State = OutboxState;
-    type Arguments = ();
+impl Round for OutboxWorker {
+    // let the current round finish its messages: a message sent but not marked would be sent
+    // again after the restart
+    const FINISH_ON_STOP: Option<Duration> = Some(Duration::from_secs(5));
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<OutboxMsg>,
-        _: (),
-    ) -> Result<OutboxState, ActorProcessingErr> {
-        myself.send_interval(self.every, || OutboxMsg::Tick);
-        Ok(OutboxState {
-            job: super::Job::default(),
-        })
-    }
-
-    async fn post_stop(
-        &self,
-        _: ActorRef<OutboxMsg>,
-        state: &mut OutboxState,
-    ) -> Result<(), ActorProcessingErr> {
-        // let the current round finish its messages: a message sent but not marked would be
-        // sent again after the restart
-        state.job.finish(Duration::from_secs(5)).await;
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<OutboxMsg>,
-        msg: OutboxMsg,
-        state: &mut OutboxState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            OutboxMsg::Tick => {
-                if !self.leader.is_leader() {
-                    return Ok(());
-                }
-                let worker = self.clone();
-                state.job.start(async move {
-                    if let Err(e) = worker.round().await {
-                        tracing::warn!(error = %e, "outbox round failed; retrying");
-                    }
-                });
-            }
+    async fn round(&self, _: Arc<AtomicBool>) {
+        if let Err(e) = self.deliver_due().await {
+            tracing::warn!(error = %e, "outbox round failed; retrying");
         }
-        Ok(())
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use super::periodic::{FollowGate, Turn};
 use crate::config::{Confirmations, Secret};
 use crate::domain::{TronAddress, now_ms};
 use crate::messages::scanners::ScanFault;
@@ -83,7 +84,7 @@ pub struct TronGridState {
     failures: u32,
     job: super::Job,
     /// Idle while another instance leads; its cursors are read again on taking over.
-    following: bool,
+    gate: FollowGate,
 }
 
 fn cursor_key(wallet: &str) -> String {
@@ -122,7 +123,7 @@ impl Actor for TronGridScanner {
             resume: HashMap::new(),
             failures: 0,
             job: super::Job::default(),
-            following: false,
+            gate: FollowGate::default(),
         })
     }
 
@@ -143,16 +144,15 @@ impl Actor for TronGridScanner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             TronGridMsg::Tick => {
-                if !self.leader.is_leader() {
+                match state.gate.turn(self.leader.is_leader()) {
                     // another instance scans; look again later, and resume from the cursors it
                     // saved when this one takes over
-                    state.following = true;
-                    myself.send_after(self.poll_interval, || TronGridMsg::Tick);
-                    return Ok(());
-                }
-                if state.following {
-                    state.following = false;
-                    self.reload_cursors(state).await?;
+                    Turn::Follow => {
+                        myself.send_after(self.poll_interval, || TronGridMsg::Tick);
+                        return Ok(());
+                    }
+                    Turn::TakeOver => self.reload_cursors(state).await?,
+                    Turn::Lead => {}
                 }
                 let job = self.clone();
                 let client = state.client.clone();

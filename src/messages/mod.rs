@@ -2,9 +2,8 @@
 
 pub mod bot;
 pub mod matcher;
-pub mod notifier;
 pub mod orders;
-pub mod reconciler;
+pub mod periodic;
 pub mod scanners;
 pub mod supervisor;
 

@@ -5,8 +5,8 @@
 //! a new message. Every button that names an order is checked against the session's user, so a
 //! forged callback naming someone else's order does nothing.
 //!
-//! One file per screen family: [`catalog`], [`checkout`] (ordering and paying), [`orders`] and
-//! [`account`]; this file takes an update apart and sends it to its screen.
+//! One file per screen family: `catalog.rs`, `checkout.rs` (ordering and paying), `orders.rs` and
+//! `account.rs`; this file takes an update apart and sends it to its screen.
 
 mod account;
 mod catalog;
