@@ -3,7 +3,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::audit::{AuditRecord, append_audit};
+use super::audit::AuditRecord;
+use super::tx::Tx;
 use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{AgentStatus, now_ms};
 
@@ -72,7 +73,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict)?;
-            append_audit!(&mut *tx, AuditRecord::new(who, action, "agent", agent.id).after(&agent))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, action, "agent", agent.id).after(&agent)).await?;
             agent
         }))
     }
@@ -228,15 +229,15 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "agent.updated", "agent", id)
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "agent.updated", "agent", id)
                 .before(&before)
-                .after(&after))?;
+                .after(&after)).await?;
             if before.status != AgentStatus::Active
                 && after.status == AgentStatus::Active
                 && let Some(user_id) = after.user_id
             {
                 let event = crate::domain::OutboxEvent::AgentApproved { agent_id: id, user_id };
-                super::enqueue_event!(&mut *tx, &event)?;
+                Tx::from(&mut *tx).enqueue_event(&event).await?;
             }
             (before, after)
         }))
@@ -345,7 +346,7 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            super::append_audit!(&mut *tx, &super::AuditRecord::new(who, "payout.requested", "payout", payout.id).after(&payout))?;
+            Tx::from(&mut *tx).append_audit(&super::AuditRecord::new(who, "payout.requested", "payout", payout.id).after(&payout)).await?;
             Some(payout)
         });
         Ok(payout)
@@ -430,7 +431,7 @@ impl Store {
                 _ => {}
             }
             let action = format!("payout.{to}");
-            super::append_audit!(&mut *tx, &super::AuditRecord::new(who, &action, "payout", id).before(&before).after(&after))?;
+            Tx::from(&mut *tx).append_audit(&super::AuditRecord::new(who, &action, "payout", id).before(&before).after(&after)).await?;
             (before, after)
         });
         Ok(pair)

@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::tx::Tx;
 use super::{Page, Store, StoreResult, on_pool};
 use crate::domain::now_ms;
 
@@ -64,31 +65,30 @@ pub struct AuditFilter {
     pub until: Option<i64>,
 }
 
-/// Appends inside a caller's transaction or on a pool: one SQL text for every audit write.
-macro_rules! append_audit {
-    ($executor:expr, $rec:expr) => {{
-        let rec = $rec;
-        sqlx::query(
+impl Tx<'_> {
+    /// Appends an entry, inside a transaction or on its own: one SQL text for every audit write.
+    pub(crate) async fn append_audit(&mut self, rec: &AuditRecord<'_>) -> StoreResult<()> {
+        self.execute(
             "insert into audit_log (at, actor, action, entity, entity_id, before, after) \
              values ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                now_ms().into(),
+                rec.who.into(),
+                rec.action.into(),
+                rec.entity.into(),
+                (&rec.entity_id).into(),
+                (&rec.before).into(),
+                (&rec.after).into(),
+            ],
         )
-        .bind($crate::domain::now_ms())
-        .bind(rec.who)
-        .bind(rec.action)
-        .bind(rec.entity)
-        .bind(&rec.entity_id)
-        .bind(&rec.before)
-        .bind(&rec.after)
-        .execute($executor)
-        .await
-    }};
+        .await?;
+        Ok(())
+    }
 }
-pub(crate) use append_audit;
 
 impl Store {
     pub async fn audit(&self, rec: AuditRecord<'_>) -> StoreResult<()> {
-        on_pool!(self, pool => { append_audit!(pool, &rec)?; });
-        Ok(())
+        self.connection().await?.tx().append_audit(&rec).await
     }
 
     /// Newest first.

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::audit::append_audit;
+use super::tx::Tx;
 use super::{AuditRecord, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::now_ms;
 
@@ -39,7 +39,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(by, "broadcast.created", "broadcast", b.id).after(&b))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(by, "broadcast.created", "broadcast", b.id).after(&b)).await?;
             b
         }))
     }
@@ -117,7 +117,7 @@ impl Store {
             .await?;
             match after {
                 Some(after) => {
-                    append_audit!(&mut *tx, AuditRecord::new(who, "broadcast.cancelled", "broadcast", id).before(&before).after(&after))?;
+                    Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "broadcast.cancelled", "broadcast", id).before(&before).after(&after)).await?;
                     (before, after)
                 }
                 None => return Err(StoreError::Conflict(format!("the broadcast is {}", before.status))),

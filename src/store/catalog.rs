@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
-use super::audit::{AuditRecord, append_audit};
+use super::audit::AuditRecord;
+use super::tx::Tx;
 use super::{DuplicateStock, Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, ProductKind, now_ms};
 
@@ -159,7 +160,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict)?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "category.created", "category", created.id).after(&created))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "category.created", "category", created.id).after(&created)).await?;
             created
         }))
     }
@@ -198,7 +199,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "product.created", "product", created.id).after(&created))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "product.created", "product", created.id).after(&created)).await?;
             created
         });
         self.catalog.invalidate();
@@ -240,7 +241,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "product.updated", "product", id).before(&before).after(&after))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "product.updated", "product", id).before(&before).after(&after)).await?;
             after
         });
         self.catalog.invalidate();
@@ -261,7 +262,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("product"))?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "product.deleted", "product", id).before(&deleted))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "product.deleted", "product", id).before(&deleted)).await?;
             deleted
         });
         self.catalog.invalidate();
@@ -292,7 +293,7 @@ impl Store {
     }
 
     /// Products on sale (and hidden ones with `include_hidden`), in catalog order; served from
-    /// the [`CatalogCache`] when it has them.
+    /// the `CatalogCache` when it has them.
     pub async fn list_products(&self, f: &ProductFilter, page: Page) -> StoreResult<Vec<Product>> {
         let key = (f.include_hidden, f.category_id, page.limit, page.offset);
         if let Some(hit) = self.catalog.lists.get(&key)
@@ -424,8 +425,8 @@ impl Store {
             .bind(product_id)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "stock.added", "product", product_id)
-                .after(&serde_json::json!({"added": added, "available": available})))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "stock.added", "product", product_id)
+                .after(&serde_json::json!({"added": added, "available": available}))).await?;
             Ok((added, available))
             }
         });

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::audit::{AuditRecord, append_audit};
+use super::audit::AuditRecord;
+use super::tx::Tx;
 use super::{Store, StoreResult, in_tx, on_pool};
 use crate::domain::{Role, now_ms};
 
@@ -54,7 +55,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "account.set", "dashboard_user", user.id).after(&user))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "account.set", "dashboard_user", user.id).after(&user)).await?;
             user
         }))
     }

@@ -5,8 +5,9 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, StoreError, StoreResult, in_tx, on_pool};
-use crate::domain::Money;
+use super::tx::Tx;
+use super::{Store, StoreError, StoreResult, on_pool};
+use crate::domain::{Money, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
@@ -46,43 +47,46 @@ impl LedgerReason {
     }
 }
 
-/// Changes a balance inside the caller's transaction. Evaluates to `Ok(Some(new balance))`, or
-/// `Ok(None)` when the balance would go below zero (nothing is written then).
-macro_rules! apply_ledger {
-    ($tx:expr, $user_id:expr, $delta:expr, $reason:expr, $order_id:expr, $transfer_id:expr) => {{
-        let now = $crate::domain::now_ms();
-        let delta: i64 = $delta;
-        let balance: Option<i64> = sqlx::query_scalar(
-            "update users set balance = balance + $2, updated_at = $3 \
-             where id = $1 and balance + $2 >= 0 returning balance",
+impl Tx<'_> {
+    /// Changes a balance and writes its ledger row, inside the caller's transaction.
+    /// `Ok(Some(new balance))`, or `Ok(None)` when the balance would go below zero (nothing is
+    /// written then).
+    pub(crate) async fn apply_ledger(
+        &mut self,
+        user_id: i64,
+        delta: i64,
+        reason: LedgerReason,
+        order_id: Option<i64>,
+        transfer_id: Option<i64>,
+    ) -> StoreResult<Option<i64>> {
+        let now = now_ms();
+        let balance: Option<i64> = self
+            .scalar_optional(
+                "update users set balance = balance + $2, updated_at = $3 \
+                 where id = $1 and balance + $2 >= 0 returning balance",
+                &[user_id.into(), delta.into(), now.into()],
+            )
+            .await?;
+        let Some(after) = balance else {
+            return Ok(None);
+        };
+        self.execute(
+            "insert into balance_ledger (user_id, delta, balance_after, reason, order_id, \
+             transfer_id, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                user_id.into(),
+                delta.into(),
+                after.into(),
+                reason.as_str().into(),
+                order_id.into(),
+                transfer_id.into(),
+                now.into(),
+            ],
         )
-        .bind($user_id)
-        .bind(delta)
-        .bind(now)
-        .fetch_optional(&mut *$tx)
         .await?;
-        match balance {
-            None => Ok::<Option<i64>, sqlx::Error>(None),
-            Some(after) => {
-                sqlx::query(
-                    "insert into balance_ledger (user_id, delta, balance_after, reason, order_id, \
-                     transfer_id, created_at) values ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind($user_id)
-                .bind(delta)
-                .bind(after)
-                .bind($reason.as_str())
-                .bind($order_id)
-                .bind($transfer_id)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-                Ok(Some(after))
-            }
-        }
-    }};
+        Ok(Some(after))
+    }
 }
-pub(crate) use apply_ledger;
 
 impl Store {
     /// Adds `delta` (negative to debit) to a user's balance with a ledger row; returns the new
@@ -95,9 +99,12 @@ impl Store {
         order_id: Option<i64>,
         transfer_id: Option<i64>,
     ) -> StoreResult<Money> {
-        let after = in_tx!(self, tx => {
-            apply_ledger!(tx, user_id, delta.micros(), reason, order_id, transfer_id)?
-        });
+        let mut t = self.begin().await?;
+        let after = t
+            .tx()
+            .apply_ledger(user_id, delta.micros(), reason, order_id, transfer_id)
+            .await?;
+        t.commit().await?;
         after
             .map(Money::from_micros)
             .ok_or_else(|| StoreError::Conflict("insufficient balance".to_owned()))

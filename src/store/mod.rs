@@ -2,7 +2,10 @@
 //!
 //! One [`Store`] serves SQLite (the embedded default) and PostgreSQL with the same behaviour. Each
 //! query is written once, in the SQL both dialects share (`$1` parameters, `on conflict`,
-//! `returning`), and the [`on_pool!`] / [`in_tx!`] macros compile it for both drivers; the
+//! `returning`). Logic of several statements (settlement, the audit log, the outbox, balances)
+//! is written as functions over one transaction type, `tx::Tx`, that runs each statement on
+//! whichever driver it holds; single queries use the `on_pool!` / `in_tx!` macros, which compile
+//! them for both drivers. The
 //! schema lives in `migrations/sqlite` and `migrations/postgres`, one folder per dialect with the
 //! same numbering. Unique constraints carry the invariants (one user per Telegram id, one
 //! transfer per (chain, txid, log index), one live allocation per amount) as the last line of
@@ -30,6 +33,7 @@ pub mod payments;
 pub mod reports;
 pub mod settlement;
 pub mod tokens;
+pub(crate) mod tx;
 pub mod users;
 
 pub use agents::*;

@@ -11,7 +11,8 @@ use std::pin::Pin;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{AuditRecord, Page, Store, StoreError, StoreResult, append_audit, in_tx, on_pool};
+use super::tx::Tx;
+use super::{AuditRecord, Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::allocation::Allocation;
 use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
 
@@ -191,10 +192,7 @@ impl Store {
             .bind(assigned.expires_at)
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(
-                &mut *tx,
-                &AuditRecord::new(who, "order.created", "order", order.id).after(&order)
-            )?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "order.created", "order", order.id).after(&order)).await?;
             order
         });
         Ok(CreateOrder::Created(Box::new(created)))

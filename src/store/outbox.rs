@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
+use super::tx::Tx;
 use super::{Store, StoreResult, on_pool};
 use crate::domain::{OutboxEvent, now_ms};
 
@@ -21,38 +22,32 @@ pub struct OutboxMessage {
     pub created_at: i64,
 }
 
-/// Enqueues inside a caller's transaction or on a pool (`kind`, `dedupe_key`, JSON `payload`).
-macro_rules! enqueue_outbox {
-    ($executor:expr, $kind:expr, $key:expr, $payload:expr) => {{
-        let now = $crate::domain::now_ms();
-        sqlx::query(
-            "insert into outbox (kind, dedupe_key, payload, next_attempt_at, created_at, updated_at) \
-             values ($1, $2, $3, $4, $4, $4) on conflict do nothing",
-        )
-        .bind($kind)
-        .bind($key)
-        .bind($payload)
-        .bind(now)
-        .execute($executor)
-        .await
-    }};
-}
-pub(crate) use enqueue_outbox;
+impl Tx<'_> {
+    /// Queues a row (`kind`, `dedupe_key`, JSON `payload`), inside a transaction or on its own;
+    /// `false` when one with the same dedupe key exists already.
+    pub(crate) async fn enqueue_outbox(
+        &mut self,
+        kind: &str,
+        dedupe_key: Option<&str>,
+        payload: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .execute(
+                "insert into outbox (kind, dedupe_key, payload, next_attempt_at, created_at, updated_at) \
+                 values ($1, $2, $3, $4, $4, $4) on conflict do nothing",
+                &[kind.into(), dedupe_key.into(), payload.into(), now_ms().into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
 
-/// Queues an [`OutboxEvent`] inside a caller's transaction or on a pool: its audience, dedupe
-/// key and JSON all come from the event.
-macro_rules! enqueue_event {
-    ($executor:expr, $event:expr) => {{
-        let event: &$crate::domain::OutboxEvent = $event;
-        $crate::store::enqueue_outbox!(
-            $executor,
-            event.audience().as_str(),
-            Some(event.dedupe_key()),
-            event.to_json()
-        )
-    }};
+    /// Queues an [`OutboxEvent`]: its audience, dedupe key and JSON all come from the event.
+    pub(crate) async fn enqueue_event(&mut self, event: &OutboxEvent) -> StoreResult<bool> {
+        let key = event.dedupe_key();
+        self.enqueue_outbox(event.audience().as_str(), Some(&key), &event.to_json())
+            .await
+    }
 }
-pub(crate) use enqueue_event;
 
 impl OutboxMessage {
     /// The event the row carries; an error for a row no version of the service wrote.
@@ -64,10 +59,7 @@ impl OutboxMessage {
 impl Store {
     /// Queues an event; `false` when it was queued before (same dedupe key).
     pub async fn enqueue_event(&self, event: &OutboxEvent) -> StoreResult<bool> {
-        let n = on_pool!(self, pool => {
-            enqueue_event!(pool, event)?.rows_affected()
-        });
-        Ok(n == 1)
+        self.connection().await?.tx().enqueue_event(event).await
     }
 
     /// Queues a raw row (`kind`, dedupe key, payload); `false` when one with the same dedupe key
@@ -78,10 +70,11 @@ impl Store {
         dedupe_key: Option<&str>,
         payload: &str,
     ) -> StoreResult<bool> {
-        let n = on_pool!(self, pool => {
-            enqueue_outbox!(pool, kind, dedupe_key, payload)?.rows_affected()
-        });
-        Ok(n == 1)
+        self.connection()
+            .await?
+            .tx()
+            .enqueue_outbox(kind, dedupe_key, payload)
+            .await
     }
 
     /// Messages due for delivery, oldest first.

@@ -9,161 +9,471 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::ledger::{LedgerReason, apply_ledger};
+use super::ledger::LedgerReason;
 use super::orders::{Order, order_columns};
 use super::payments::{Transfer, transfer_columns};
-use super::{
-    AuditRecord, Store, StoreError, StoreResult, append_audit, enqueue_event, in_tx, on_pool,
-};
+use super::tx::{Transaction, Tx};
+use super::{AuditRecord, Store, StoreError, StoreResult, on_pool};
 use crate::domain::{
     AllocationState, Money, OrderCallback, OrderStatus, OutboxEvent, ProductKind, TransferOutcome,
     now_ms,
 };
 
-/// Records the agent's commission for a paid sale (not for top-ups), inside the transaction.
-macro_rules! record_commission {
-    ($tx:expr, $order:expr, $now:expr, $ctx:expr) => {{
-        let order: &Order = $order;
-        match (order.agent_id, order.kind) {
-            (Some(agent_id), kind) if kind != ProductKind::Topup => {
-                let bps: Option<i64> = sqlx::query_scalar(
-                    "select commission_bps from agents where id = $1 and status = 'active'",
-                )
-                .bind(agent_id)
-                .fetch_optional(&mut *$tx)
-                .await?;
-                let amount = bps
-                    .and_then(|b| u32::try_from(b).ok())
-                    .and_then(|b| order.price.basis_points(b))
-                    .filter(|m| m.is_positive());
-                if let Some(amount) = amount {
-                    sqlx::query(
-                        "insert into commissions (agent_id, order_id, amount, status, available_at, created_at) \
-                         values ($1, $2, $3, 'pending', $4, $5) on conflict do nothing",
-                    )
-                    .bind(agent_id)
-                    .bind(order.id)
-                    .bind(amount.micros())
-                    .bind($now + $ctx.commission_hold_ms)
-                    .bind($now)
-                    .execute(&mut *$tx)
-                    .await?;
-                }
-                Ok::<(), sqlx::Error>(())
-            }
-            _ => Ok(()),
-        }
-    }};
-}
-
-/// Fulfils a just-paid order inside the transaction: delivers digital stock (or alerts operators
-/// when it ran out), queues a service request, or credits a top-up with `$credit` micro-units;
-/// then records the agent's commission.
-macro_rules! fulfil {
-    ($tx:expr, $order:expr, $now:expr, $ctx:expr, $credit:expr, $transfer_id:expr) => {{
-        let order: &Order = $order;
-        let order_id = order.id;
-        let now: i64 = $now;
-        let mut status = OrderStatus::Paid;
-        let mut delivery: Option<String> = None;
-        match order.kind {
-            ProductKind::Digital => {
-                // `order_id is null` is checked again on each row: on PostgreSQL a concurrent
-                // order may take an item between the subselect and the update
-                let items: Vec<String> = sqlx::query_scalar(
-                    "update stock_items set order_id = $1, delivered_at = $2 where order_id is null and id in \
-                     (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
-                     returning content")
-                    .bind(order_id)
-                    .bind(now)
-                    .bind(order.product_id)
-                    .bind(order.quantity)
-                    .fetch_all(&mut *$tx)
-                    .await?;
-                if items.len() as i64 == order.quantity {
-                    delivery = Some(items.join("\n"));
-                    status = OrderStatus::Delivered;
-                    enqueue_event!(&mut *$tx, &OutboxEvent::OrderDelivered { order_id, user_id: order.user_id })?;
-                } else {
-                    // not enough left: give back what was taken, an operator delivers by hand
-                    sqlx::query("update stock_items set order_id = null, delivered_at = null where order_id = $1")
-                        .bind(order_id)
-                        .execute(&mut *$tx)
-                        .await?;
-                    enqueue_event!(&mut *$tx, &OutboxEvent::StockExhausted { order_id })?;
-                }
-            }
-            ProductKind::Service => {
-                status = OrderStatus::InProgress;
-                enqueue_event!(&mut *$tx, &OutboxEvent::ServiceRequest { order_id })?;
-            }
-            ProductKind::Topup => {
-                apply_ledger!($tx, order.user_id, $credit, LedgerReason::Topup, Some(order_id), $transfer_id)?;
-                status = OrderStatus::Completed;
-                enqueue_event!(&mut *$tx, &OutboxEvent::BalanceCredited { order_id, user_id: order.user_id })?;
-            }
-        }
-        if status != OrderStatus::Paid {
-            sqlx::query("update orders set status = $2, delivery = $3, updated_at = $4 where id = $1")
-                .bind(order_id)
-                .bind(status.as_str())
-                .bind(&delivery)
-                .bind(now)
-                .execute(&mut *$tx)
-                .await?;
-            append_audit!(&mut *$tx, &AuditRecord::new($ctx.who, "order.fulfilled", "order", order_id)
-                .before(&json!({"status": OrderStatus::Paid}))
-                .after(&json!({"status": status})))?;
-        }
-        record_commission!($tx, order, now, $ctx)?;
-        Ok::<(), sqlx::Error>(())
-    }};
-}
-
-/// A paid order's amount rests in quarantine too, so a customer who sends the same payment
-/// twice is credited (late-payment rule) instead of paying a stranger's new order.
-macro_rules! quarantine_paid {
-    ($tx:expr, $order_id:expr, $ctx:expr) => {
-        sqlx::query(
-            "update allocations set state = 'quarantined', quarantine_until = $2 where order_id = $1 and state = 'pending'",
-        )
-        .bind($order_id)
-        .bind($ctx.quarantine_until)
-        .execute(&mut *$tx)
-        .await
-    };
+/// An order, read inside the transaction.
+async fn order_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Option<Order>> {
+    tx.fetch_optional(
+        concat!("select ", order_columns!(), " from orders where id = $1"),
+        &[order_id.into()],
+    )
+    .await
 }
 
 /// The status an order has now, read inside the transaction (after losing a race).
-macro_rules! current_status {
-    ($tx:expr, $order_id:expr) => {{
-        let status: String = sqlx::query_scalar("select status from orders where id = $1")
-            .bind($order_id)
-            .fetch_one(&mut *$tx)
-            .await?;
-        status
-            .parse::<OrderStatus>()
-            .map_err(|e| StoreError::Corrupt {
-                column: "orders.status",
-                problem: e.to_string(),
-            })
-    }};
+async fn status_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<OrderStatus> {
+    let status: String = tx
+        .scalar_optional(
+            "select status from orders where id = $1",
+            &[order_id.into()],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    status
+        .parse::<OrderStatus>()
+        .map_err(|e| StoreError::Corrupt {
+            column: "orders.status",
+            problem: e.to_string(),
+        })
 }
 
-/// Queues the merchant callback of an order reaching `$status` (`order.paid`, `order.expired`,
-/// ...) when the store has callbacks on. The callback worker builds the body from the order as
-/// it stands when it delivers. One callback per status and order.
-macro_rules! enqueue_callback {
-    ($store:expr, $tx:expr, $status:expr, $order_id:expr) => {{
-        if $store.callbacks {
-            let callback = OrderCallback {
-                status: $status,
-                order_id: $order_id,
-                at: now_ms(),
-            };
-            enqueue_event!($tx, &OutboxEvent::Callback(callback))?;
+/// Puts an order's amount in quarantine until `until`. A paid order's amount rests there too,
+/// so a customer who sends the same payment twice is credited (late-payment rule) instead of
+/// paying a stranger's new order.
+async fn quarantine(tx: &mut Tx<'_>, order_id: i64, until: i64) -> StoreResult<()> {
+    tx.execute(
+        "update allocations set state = 'quarantined', quarantine_until = $2 \
+         where order_id = $1 and state = 'pending'",
+        &[order_id.into(), until.into()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Queues the merchant callback of an order reaching `status` (`order.paid`, `order.expired`,
+/// ...) when `callbacks` are on. The callback worker builds the body from the order as it
+/// stands when it delivers. One callback per status and order.
+async fn enqueue_callback(
+    tx: &mut Tx<'_>,
+    callbacks: bool,
+    status: OrderStatus,
+    order_id: i64,
+) -> StoreResult<()> {
+    if callbacks {
+        let callback = OrderCallback {
+            status,
+            order_id,
+            at: now_ms(),
+        };
+        tx.enqueue_event(&OutboxEvent::Callback(callback)).await?;
+    }
+    Ok(())
+}
+
+/// Records the agent's commission for a paid sale (not for top-ups).
+async fn record_commission(
+    tx: &mut Tx<'_>,
+    order: &Order,
+    now: i64,
+    hold_ms: i64,
+) -> StoreResult<()> {
+    let Some(agent_id) = order.agent_id.filter(|_| order.kind != ProductKind::Topup) else {
+        return Ok(());
+    };
+    let bps: Option<i64> = tx
+        .scalar_optional(
+            "select commission_bps from agents where id = $1 and status = 'active'",
+            &[agent_id.into()],
+        )
+        .await?;
+    let amount = bps
+        .and_then(|b| u32::try_from(b).ok())
+        .and_then(|b| order.price.basis_points(b))
+        .filter(|m| m.is_positive());
+    if let Some(amount) = amount {
+        tx.execute(
+            "insert into commissions (agent_id, order_id, amount, status, available_at, created_at) \
+             values ($1, $2, $3, 'pending', $4, $5) on conflict do nothing",
+            &[
+                agent_id.into(),
+                order.id.into(),
+                amount.micros().into(),
+                (now + hold_ms).into(),
+                now.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Fulfils a just-paid order: delivers digital stock (or alerts operators when it ran out),
+/// queues a service request, or credits a top-up with `credit` micro-units; then records the
+/// agent's commission.
+async fn fulfil(
+    tx: &mut Tx<'_>,
+    order: &Order,
+    now: i64,
+    ctx: &SettleContext<'_>,
+    credit: i64,
+    transfer_id: Option<i64>,
+) -> StoreResult<()> {
+    let order_id = order.id;
+    let user_id = order.user_id;
+    let mut status = OrderStatus::Paid;
+    let mut delivery: Option<String> = None;
+    match order.kind {
+        ProductKind::Digital => {
+            // `order_id is null` is checked again on each row: on PostgreSQL a concurrent order
+            // may take an item between the subselect and the update
+            let items: Vec<String> = tx
+                .scalar_all(
+                    "update stock_items set order_id = $1, delivered_at = $2 where order_id is null and id in \
+                     (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
+                     returning content",
+                    &[order_id.into(), now.into(), order.product_id.into(), order.quantity.into()],
+                )
+                .await?;
+            if items.len() as i64 == order.quantity {
+                delivery = Some(items.join("\n"));
+                status = OrderStatus::Delivered;
+                tx.enqueue_event(&OutboxEvent::OrderDelivered { order_id, user_id })
+                    .await?;
+            } else {
+                // not enough left: give back what was taken, an operator delivers by hand
+                tx.execute(
+                    "update stock_items set order_id = null, delivered_at = null where order_id = $1",
+                    &[order_id.into()],
+                )
+                .await?;
+                tx.enqueue_event(&OutboxEvent::StockExhausted { order_id })
+                    .await?;
+            }
         }
-    }};
+        ProductKind::Service => {
+            status = OrderStatus::InProgress;
+            tx.enqueue_event(&OutboxEvent::ServiceRequest { order_id })
+                .await?;
+        }
+        ProductKind::Topup => {
+            tx.apply_ledger(
+                user_id,
+                credit,
+                LedgerReason::Topup,
+                Some(order_id),
+                transfer_id,
+            )
+            .await?;
+            status = OrderStatus::Completed;
+            tx.enqueue_event(&OutboxEvent::BalanceCredited { order_id, user_id })
+                .await?;
+        }
+    }
+    if status != OrderStatus::Paid {
+        tx.execute(
+            "update orders set status = $2, delivery = $3, updated_at = $4 where id = $1",
+            &[
+                order_id.into(),
+                status.as_str().into(),
+                (&delivery).into(),
+                now.into(),
+            ],
+        )
+        .await?;
+        tx.append_audit(
+            &AuditRecord::new(ctx.who, "order.fulfilled", "order", order_id)
+                .before(&json!({"status": OrderStatus::Paid}))
+                .after(&json!({"status": status})),
+        )
+        .await?;
+    }
+    record_commission(tx, order, now, ctx.commission_hold_ms).await
+}
+
+/// Commits `t` when the settlement changed something (`keep`), and rolls it back otherwise: a
+/// settlement that ends in "nothing to do" may do so after a write that must not stay (a
+/// transfer claimed for an order another instance closed meanwhile, a debit for it).
+async fn finish<T>(t: Transaction, outcome: T, keep: impl FnOnce(&T) -> bool) -> StoreResult<T> {
+    if keep(&outcome) {
+        t.commit().await?;
+    }
+    Ok(outcome)
+}
+
+/// Pays a pending order with a transfer and fulfils it. Anything but `Paid` leaves the
+/// transaction to be rolled back.
+async fn pay(
+    tx: &mut Tx<'_>,
+    order_id: i64,
+    transfer_id: i64,
+    ctx: &SettleContext<'_>,
+    callbacks: bool,
+) -> StoreResult<PayOutcome> {
+    let now = now_ms();
+    let order = order_in(tx, order_id)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    if order.status != OrderStatus::PendingPayment {
+        return Ok(PayOutcome::NotPending(order.status));
+    }
+    let transfer: Transfer = tx
+        .fetch_optional(
+            concat!(
+                "select ",
+                transfer_columns!(),
+                " from transfers where id = $1"
+            ),
+            &[transfer_id.into()],
+        )
+        .await?
+        .ok_or(StoreError::NotFound("transfer"))?;
+    // an operator may assign a transfer that matched nothing (or waits for review); the
+    // automatic path takes only fresh transfers that fit exactly
+    let pending = transfer.outcome == TransferOutcome::Pending;
+    let placeable = pending || (ctx.manual && transfer.outcome.is_set_aside());
+    if !placeable {
+        return Ok(PayOutcome::AlreadySettled);
+    }
+    if !ctx.manual {
+        if transfer.amount != order.payable_amount {
+            return Ok(PayOutcome::DoesNotFit(Misfit::Amount));
+        }
+        if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
+            return Ok(PayOutcome::DoesNotFit(Misfit::Wallet));
+        }
+        if transfer.block_time > order.expires_at {
+            return Ok(PayOutcome::DoesNotFit(Misfit::AfterWindow));
+        }
+    }
+    let outcome = if ctx.manual {
+        TransferOutcome::Assigned
+    } else {
+        TransferOutcome::Matched
+    };
+    // both updates are conditional and counted: on PostgreSQL another instance may have settled
+    // the transfer or closed the order since the reads above
+    let claimed = tx
+        .execute(
+            "update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5",
+            &[
+                transfer_id.into(),
+                order_id.into(),
+                now.into(),
+                outcome.as_str().into(),
+                transfer.outcome.as_str().into(),
+            ],
+        )
+        .await?;
+    if claimed != 1 {
+        return Ok(PayOutcome::AlreadySettled);
+    }
+    let paid = tx
+        .execute(
+            "update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 \
+             where id = $1 and status = 'pending_payment'",
+            &[order_id.into(), now.into(), transfer_id.into()],
+        )
+        .await?;
+    if paid != 1 {
+        return Ok(PayOutcome::NotPending(status_in(tx, order_id).await?));
+    }
+    quarantine(tx, order_id, ctx.quarantine_until).await?;
+    let action = format!("transfer.{outcome}");
+    tx.append_audit(
+        &AuditRecord::new(ctx.who, &action, "transfer", transfer_id)
+            .before(&json!({"outcome": transfer.outcome}))
+            .after(&json!({"outcome": outcome, "order_id": order_id})),
+    )
+    .await?;
+    tx.append_audit(
+        &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
+            .before(&json!({"status": OrderStatus::PendingPayment}))
+            .after(&json!({"status": OrderStatus::Paid, "transfer_id": transfer_id})),
+    )
+    .await?;
+    tx.enqueue_event(&OutboxEvent::OrderPaid {
+        order_id,
+        user_id: order.user_id,
+    })
+    .await?;
+    enqueue_callback(tx, callbacks, OrderStatus::Paid, order_id).await?;
+    fulfil(
+        tx,
+        &order,
+        now,
+        ctx,
+        transfer.amount.micros(),
+        Some(transfer_id),
+    )
+    .await?;
+    let paid = order_in(tx, order_id)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    Ok(PayOutcome::Paid(Box::new(paid)))
+}
+
+/// Pays a pending order from the customer's balance (its price, not the unique amount) and
+/// fulfils it. Anything but `Paid` leaves the transaction to be rolled back.
+async fn pay_from_balance(
+    tx: &mut Tx<'_>,
+    order_id: i64,
+    ctx: &SettleContext<'_>,
+    callbacks: bool,
+) -> StoreResult<PayOutcome> {
+    let now = now_ms();
+    let order = order_in(tx, order_id)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    if order.status != OrderStatus::PendingPayment {
+        return Ok(PayOutcome::NotPending(order.status));
+    }
+    if order.kind == ProductKind::Topup {
+        return Ok(PayOutcome::DoesNotFit(Misfit::TopupFromBalance));
+    }
+    let debited = tx
+        .apply_ledger(
+            order.user_id,
+            -order.price.micros(),
+            LedgerReason::OrderPayment,
+            Some(order_id),
+            None,
+        )
+        .await?;
+    if debited.is_none() {
+        return Ok(PayOutcome::InsufficientBalance);
+    }
+    let paid = tx
+        .execute(
+            "update orders set status = 'paid', paid_at = $2, paid_from_balance = true, updated_at = $2 \
+             where id = $1 and status = 'pending_payment'",
+            &[order_id.into(), now.into()],
+        )
+        .await?;
+    if paid != 1 {
+        // closed meanwhile by another instance: the debit above rolls back
+        return Ok(PayOutcome::NotPending(status_in(tx, order_id).await?));
+    }
+    quarantine(tx, order_id, ctx.quarantine_until).await?;
+    tx.append_audit(
+        &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
+            .before(&json!({"status": OrderStatus::PendingPayment}))
+            .after(&json!({"status": OrderStatus::Paid, "from_balance": order.price})),
+    )
+    .await?;
+    tx.enqueue_event(&OutboxEvent::OrderPaid {
+        order_id,
+        user_id: order.user_id,
+    })
+    .await?;
+    enqueue_callback(tx, callbacks, OrderStatus::Paid, order_id).await?;
+    fulfil(tx, &order, now, ctx, 0, None).await?;
+    let paid = order_in(tx, order_id)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    Ok(PayOutcome::Paid(Box::new(paid)))
+}
+
+/// An operator moves a paid order along; a refund credits what was paid and takes back the
+/// agent's undecided commission.
+async fn move_paid_order(
+    tx: &mut Tx<'_>,
+    id: i64,
+    to: OrderStatus,
+    who: &str,
+    callbacks: bool,
+) -> StoreResult<(Order, Order)> {
+    let before = order_in(tx, id)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
+    if before.status == OrderStatus::PendingPayment {
+        return Err(StoreError::Conflict(
+            "a pending order is paid by a transfer or cancelled, not moved by hand".to_owned(),
+        ));
+    }
+    before.status.check_transition(to)?;
+    if to == OrderStatus::Refunded && before.kind == ProductKind::Topup {
+        return Err(StoreError::Conflict(
+            "a top-up is already on the balance; adjust the balance instead of refunding it"
+                .to_owned(),
+        ));
+    }
+    let after: Order = tx
+        .fetch_optional(
+            concat!(
+                "update orders set status = $2, updated_at = $3 where id = $1 and status = $4 returning ",
+                order_columns!()
+            ),
+            &[
+                id.into(),
+                to.as_str().into(),
+                now_ms().into(),
+                before.status.as_str().into(),
+            ],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Conflict("the order changed meanwhile; try again".to_owned()))?;
+    if to == OrderStatus::Refunded {
+        let paid = if before.paid_from_balance {
+            before.price.micros()
+        } else {
+            match before.transfer_id {
+                Some(tid) => {
+                    tx.scalar_one("select amount from transfers where id = $1", &[tid.into()])
+                        .await?
+                }
+                None => before.payable_amount.micros(),
+            }
+        };
+        tx.apply_ledger(before.user_id, paid, LedgerReason::Refund, Some(id), None)
+            .await?;
+        // a refunded sale earns no commission; one already in an undecided payout is taken out
+        // of it (a payout left with nothing is rejected)
+        let commission: Option<(i64, Option<i64>)> = tx
+            .fetch_optional(
+                "select amount, payout_id from commissions where order_id = $1 and status <> 'paid'",
+                &[id.into()],
+            )
+            .await?;
+        if let Some((amount, payout_id)) = commission {
+            tx.execute(
+                "delete from commissions where order_id = $1 and status <> 'paid'",
+                &[id.into()],
+            )
+            .await?;
+            if let Some(pid) = payout_id {
+                tx.execute(
+                    "update payouts set amount = case when amount - $2 <= 0 then amount else amount - $2 end, \
+                     status = case when amount - $2 <= 0 then 'rejected' else status end \
+                     where id = $1 and status in ('requested', 'approved')",
+                    &[pid.into(), amount.into()],
+                )
+                .await?;
+            }
+        }
+    }
+    let action = format!("order.{}", to.as_str());
+    tx.append_audit(
+        &AuditRecord::new(who, &action, "order", id)
+            .before(&json!({"status": before.status}))
+            .after(&json!({"status": to})),
+    )
+    .await?;
+    tx.enqueue_event(&OutboxEvent::OrderStatus {
+        order_id: id,
+        user_id: before.user_id,
+        status: to,
+    })
+    .await?;
+    enqueue_callback(tx, callbacks, to, id).await?;
+    Ok((before, after))
 }
 
 /// Settings that shape a settlement.
@@ -234,83 +544,9 @@ impl Store {
         transfer_id: i64,
         ctx: &SettleContext<'_>,
     ) -> StoreResult<PayOutcome> {
-        let now = now_ms();
-        let outcome = in_tx!(self, tx => {
-            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("order"))?;
-            if order.status != OrderStatus::PendingPayment {
-                return Ok(PayOutcome::NotPending(order.status));
-            }
-            let transfer: Transfer = sqlx::query_as(concat!("select ", transfer_columns!(), " from transfers where id = $1"))
-                .bind(transfer_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("transfer"))?;
-            // an operator may assign a transfer that matched nothing (or waits for review);
-            // the automatic path takes only fresh transfers that fit exactly
-            let pending = transfer.outcome == TransferOutcome::Pending;
-            let placeable = pending || (ctx.manual && transfer.outcome.is_set_aside());
-            if !placeable {
-                return Ok(PayOutcome::AlreadySettled);
-            }
-            if !ctx.manual {
-                if transfer.amount != order.payable_amount {
-                    return Ok(PayOutcome::DoesNotFit(Misfit::Amount));
-                }
-                if order.wallet.as_deref() != Some(transfer.to_address.as_str()) {
-                    return Ok(PayOutcome::DoesNotFit(Misfit::Wallet));
-                }
-                if transfer.block_time > order.expires_at {
-                    return Ok(PayOutcome::DoesNotFit(Misfit::AfterWindow));
-                }
-            }
-            let outcome = if ctx.manual { TransferOutcome::Assigned } else { TransferOutcome::Matched };
-            // both updates are conditional and counted: on PostgreSQL another instance may have
-            // settled the transfer or closed the order since the reads above
-            let claimed = sqlx::query("update transfers set outcome = $4, order_id = $2, updated_at = $3 where id = $1 and outcome = $5")
-                .bind(transfer_id)
-                .bind(order_id)
-                .bind(now)
-                .bind(outcome.as_str())
-                .bind(transfer.outcome.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if claimed != 1 {
-                return Ok(PayOutcome::AlreadySettled);
-            }
-            let paid = sqlx::query("update orders set status = 'paid', paid_at = $2, transfer_id = $3, updated_at = $2 where id = $1 and status = 'pending_payment'")
-                .bind(order_id)
-                .bind(now)
-                .bind(transfer_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if paid != 1 {
-                return Ok(PayOutcome::NotPending(current_status!(tx, order_id)?));
-            }
-            quarantine_paid!(tx, order_id, ctx)?;
-            let action = format!("transfer.{outcome}");
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, &action, "transfer", transfer_id)
-                .before(&json!({"outcome": transfer.outcome}))
-                .after(&json!({"outcome": outcome, "order_id": order_id})))?;
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
-                .before(&json!({"status": OrderStatus::PendingPayment}))
-                .after(&json!({"status": OrderStatus::Paid, "transfer_id": transfer_id})))?;
-            enqueue_event!(&mut *tx, &OutboxEvent::OrderPaid { order_id, user_id: order.user_id })?;
-            enqueue_callback!(self, &mut *tx, OrderStatus::Paid, order_id);
-
-            fulfil!(tx, &order, now, ctx, transfer.amount.micros(), Some(transfer_id))?;
-            let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            PayOutcome::Paid(Box::new(paid))
-        });
-        Ok(outcome)
+        let mut t = self.begin().await?;
+        let outcome = pay(&mut t.tx(), order_id, transfer_id, ctx, self.callbacks).await?;
+        finish(t, outcome, |o| matches!(o, PayOutcome::Paid(_))).await
     }
 
     /// Pays a pending order from the customer's balance (its price, not the unique amount) and
@@ -320,47 +556,9 @@ impl Store {
         order_id: i64,
         ctx: &SettleContext<'_>,
     ) -> StoreResult<PayOutcome> {
-        let now = now_ms();
-        let outcome = in_tx!(self, tx => {
-            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("order"))?;
-            if order.status != OrderStatus::PendingPayment {
-                return Ok(PayOutcome::NotPending(order.status));
-            }
-            if order.kind == ProductKind::Topup {
-                return Ok(PayOutcome::DoesNotFit(Misfit::TopupFromBalance));
-            }
-            let debited = apply_ledger!(tx, order.user_id, -order.price.micros(), LedgerReason::OrderPayment, Some(order_id), None::<i64>)?;
-            if debited.is_none() {
-                return Ok(PayOutcome::InsufficientBalance);
-            }
-            let paid = sqlx::query("update orders set status = 'paid', paid_at = $2, paid_from_balance = true, updated_at = $2 where id = $1 and status = 'pending_payment'")
-                .bind(order_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if paid != 1 {
-                // closed meanwhile by another instance: the debit above rolls back
-                return Ok(PayOutcome::NotPending(current_status!(tx, order_id)?));
-            }
-            quarantine_paid!(tx, order_id, ctx)?;
-            append_audit!(&mut *tx, &AuditRecord::new(ctx.who, "order.paid", "order", order_id)
-                .before(&json!({"status": OrderStatus::PendingPayment}))
-                .after(&json!({"status": OrderStatus::Paid, "from_balance": order.price})))?;
-            enqueue_event!(&mut *tx, &OutboxEvent::OrderPaid { order_id, user_id: order.user_id })?;
-            enqueue_callback!(self, &mut *tx, OrderStatus::Paid, order_id);
-            fulfil!(tx, &order, now, ctx, 0, None::<i64>)?;
-            let paid: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            PayOutcome::Paid(Box::new(paid))
-        });
-        Ok(outcome)
+        let mut t = self.begin().await?;
+        let outcome = pay_from_balance(&mut t.tx(), order_id, ctx, self.callbacks).await?;
+        finish(t, outcome, |o| matches!(o, PayOutcome::Paid(_))).await
     }
 
     /// Ends a pending order without payment (expired or cancelled) and quarantines its amount
@@ -374,49 +572,38 @@ impl Store {
     ) -> StoreResult<Result<Order, OrderStatus>> {
         debug_assert!(matches!(to, OrderStatus::Expired | OrderStatus::Cancelled));
         OrderStatus::PendingPayment.check_transition(to)?;
-        let now = now_ms();
-        let result = in_tx!(self, tx => {
-            let closed: Option<Order> = sqlx::query_as(concat!(
-                "update orders set status = $2, updated_at = $3 where id = $1 and status = 'pending_payment' returning ",
-                order_columns!()
-            ))
-            .bind(order_id)
-            .bind(to.as_str())
-            .bind(now)
-            .fetch_optional(&mut *tx)
+        let mut t = self.begin().await?;
+        let mut tx = t.tx();
+        let closed: Option<Order> = tx
+            .fetch_optional(
+                concat!(
+                    "update orders set status = $2, updated_at = $3 where id = $1 and status = 'pending_payment' returning ",
+                    order_columns!()
+                ),
+                &[order_id.into(), to.as_str().into(), now_ms().into()],
+            )
             .await?;
-            match closed {
-                None => {
-                    let status: Option<String> = sqlx::query_scalar("select status from orders where id = $1")
-                        .bind(order_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let status = status.ok_or(StoreError::NotFound("order"))?;
-                    Err(status.parse::<OrderStatus>().map_err(|e| StoreError::Conflict(e.to_string()))?)
-                }
-                Some(order) => {
-                    sqlx::query("update allocations set state = 'quarantined', quarantine_until = $2 where order_id = $1 and state = 'pending'")
-                        .bind(order_id)
-                        .bind(quarantine_until)
-                        .execute(&mut *tx)
-                        .await?;
-                    let action = format!("order.{to}");
-                    append_audit!(&mut *tx, &AuditRecord::new(who, &action, "order", order_id)
-                        .before(&json!({"status": OrderStatus::PendingPayment}))
-                        .after(&json!({"status": to, "quarantine_until": quarantine_until})))?;
-                    let user_id = order.user_id;
-                    let event = if to == OrderStatus::Expired {
-                        OutboxEvent::OrderExpired { order_id, user_id }
-                    } else {
-                        OutboxEvent::OrderCancelled { order_id, user_id }
-                    };
-                    enqueue_event!(&mut *tx, &event)?;
-                    enqueue_callback!(self, &mut *tx, to, order_id);
-                    Ok(order)
-                }
-            }
-        });
-        Ok(result)
+        let Some(order) = closed else {
+            return Ok(Err(status_in(&mut tx, order_id).await?));
+        };
+        quarantine(&mut tx, order_id, quarantine_until).await?;
+        let action = format!("order.{to}");
+        tx.append_audit(
+            &AuditRecord::new(who, &action, "order", order_id)
+                .before(&json!({"status": OrderStatus::PendingPayment}))
+                .after(&json!({"status": to, "quarantine_until": quarantine_until})),
+        )
+        .await?;
+        let user_id = order.user_id;
+        let event = if to == OrderStatus::Expired {
+            OutboxEvent::OrderExpired { order_id, user_id }
+        } else {
+            OutboxEvent::OrderCancelled { order_id, user_id }
+        };
+        tx.enqueue_event(&event).await?;
+        enqueue_callback(&mut tx, self.callbacks, to, order_id).await?;
+        t.commit().await?;
+        Ok(Ok(order))
     }
 
     /// A transfer that pays an order after its window: credit it to the customer's balance.
@@ -426,30 +613,46 @@ impl Store {
         order_id: i64,
         who: &str,
     ) -> StoreResult<Placed> {
-        let now = now_ms();
-        let placed = in_tx!(self, tx => {
-            let transfer: Option<Transfer> = sqlx::query_as(concat!(
-                "update transfers set outcome = 'late', order_id = $2, updated_at = $3 where id = $1 and outcome = 'pending' returning ",
-                transfer_columns!()
-            ))
-            .bind(transfer_id)
-            .bind(order_id)
-            .bind(now)
-            .fetch_optional(&mut *tx)
+        let mut t = self.begin().await?;
+        let mut tx = t.tx();
+        let transfer: Option<Transfer> = tx
+            .fetch_optional(
+                concat!(
+                    "update transfers set outcome = 'late', order_id = $2, updated_at = $3 where id = $1 and outcome = 'pending' returning ",
+                    transfer_columns!()
+                ),
+                &[transfer_id.into(), order_id.into(), now_ms().into()],
+            )
             .await?;
-            let Some(transfer) = transfer else { return Ok(Placed::AlreadySettled) };
-            let order: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(order_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            apply_ledger!(tx, order.user_id, transfer.amount.micros(), LedgerReason::LatePayment, Some(order_id), Some(transfer_id))?;
-            append_audit!(&mut *tx, &AuditRecord::new(who, "transfer.late_credited", "transfer", transfer_id)
+        let Some(transfer) = transfer else {
+            return Ok(Placed::AlreadySettled);
+        };
+        let order = order_in(&mut tx, order_id)
+            .await?
+            .ok_or(StoreError::NotFound("order"))?;
+        let user_id = order.user_id;
+        tx.apply_ledger(
+            user_id,
+            transfer.amount.micros(),
+            LedgerReason::LatePayment,
+            Some(order_id),
+            Some(transfer_id),
+        )
+        .await?;
+        tx.append_audit(
+            &AuditRecord::new(who, "transfer.late_credited", "transfer", transfer_id)
                 .before(&json!({"outcome": TransferOutcome::Pending}))
-                .after(&json!({"outcome": TransferOutcome::Late, "order_id": order_id, "credited_user": order.user_id, "amount": transfer.amount})))?;
-            enqueue_event!(&mut *tx, &OutboxEvent::LatePaymentCredited { order_id, user_id: order.user_id, transfer_id })?;
-            Placed::Done
-        });
-        Ok(placed)
+                .after(&json!({"outcome": TransferOutcome::Late, "order_id": order_id, "credited_user": user_id, "amount": transfer.amount})),
+        )
+        .await?;
+        tx.enqueue_event(&OutboxEvent::LatePaymentCredited {
+            order_id,
+            user_id,
+            transfer_id,
+        })
+        .await?;
+        t.commit().await?;
+        Ok(Placed::Done)
     }
 
     /// A late payment left for an operator to decide.
@@ -494,29 +697,29 @@ impl Store {
         event: Option<OutboxEvent>,
         who: &str,
     ) -> StoreResult<Placed> {
-        let now = now_ms();
-        let placed = in_tx!(self, tx => {
-            let n = sqlx::query("update transfers set outcome = $2, order_id = $3, updated_at = $4 where id = $1 and outcome = 'pending'")
-                .bind(transfer_id)
-                .bind(outcome.as_str())
-                .bind(order_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Ok(Placed::AlreadySettled);
-            }
-            let action = format!("transfer.{outcome}");
-            append_audit!(&mut *tx, &AuditRecord::new(who, &action, "transfer", transfer_id)
+        let mut t = self.begin().await?;
+        let mut tx = t.tx();
+        let n = tx
+            .execute(
+                "update transfers set outcome = $2, order_id = $3, updated_at = $4 where id = $1 and outcome = 'pending'",
+                &[transfer_id.into(), outcome.as_str().into(), order_id.into(), now_ms().into()],
+            )
+            .await?;
+        if n == 0 {
+            return Ok(Placed::AlreadySettled);
+        }
+        let action = format!("transfer.{outcome}");
+        tx.append_audit(
+            &AuditRecord::new(who, &action, "transfer", transfer_id)
                 .before(&json!({"outcome": TransferOutcome::Pending}))
-                .after(&json!({"outcome": outcome, "order_id": order_id})))?;
-            if let Some(event) = &event {
-                enqueue_event!(&mut *tx, event)?;
-            }
-            Placed::Done
-        });
-        Ok(placed)
+                .after(&json!({"outcome": outcome, "order_id": order_id})),
+        )
+        .await?;
+        if let Some(event) = &event {
+            tx.enqueue_event(event).await?;
+        }
+        t.commit().await?;
+        Ok(Placed::Done)
     }
 
     /// The order that holds `amount` on `wallet` in the database, if any (pending or quarantined).
@@ -585,82 +788,9 @@ impl Store {
         to: OrderStatus,
         who: &str,
     ) -> StoreResult<(Order, Order)> {
-        let now = now_ms();
-        let pair = in_tx!(self, tx => {
-            let before: Order = sqlx::query_as(concat!("select ", order_columns!(), " from orders where id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("order"))?;
-            if before.status == OrderStatus::PendingPayment {
-                return Err(StoreError::Conflict(
-                    "a pending order is paid by a transfer or cancelled, not moved by hand".to_owned(),
-                ));
-            }
-            before.status.check_transition(to)?;
-            if to == OrderStatus::Refunded && before.kind == ProductKind::Topup {
-                return Err(StoreError::Conflict(
-                    "a top-up is already on the balance; adjust the balance instead of refunding it".to_owned(),
-                ));
-            }
-            let after: Order = sqlx::query_as(concat!(
-                "update orders set status = $2, updated_at = $3 where id = $1 and status = $4 returning ",
-                order_columns!()
-            ))
-            .bind(id)
-            .bind(to.as_str())
-            .bind(now)
-            .bind(before.status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::Conflict("the order changed meanwhile; try again".to_owned()))?;
-            if to == OrderStatus::Refunded {
-                let paid = if before.paid_from_balance {
-                    before.price.micros()
-                } else {
-                    match before.transfer_id {
-                        Some(tid) => sqlx::query_scalar::<_, i64>("select amount from transfers where id = $1")
-                            .bind(tid)
-                            .fetch_one(&mut *tx)
-                            .await?,
-                        None => before.payable_amount.micros(),
-                    }
-                };
-                apply_ledger!(tx, before.user_id, paid, LedgerReason::Refund, Some(id), None::<i64>)?;
-                // a refunded sale earns no commission; one already in an undecided payout is taken
-                // out of it (a payout left with nothing is rejected)
-                let commission: Option<(i64, Option<i64>)> = sqlx::query_as(
-                    "select amount, payout_id from commissions where order_id = $1 and status <> 'paid'",
-                )
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((amount, payout_id)) = commission {
-                    sqlx::query("delete from commissions where order_id = $1 and status <> 'paid'")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(pid) = payout_id {
-                        sqlx::query(
-                            "update payouts set amount = case when amount - $2 <= 0 then amount else amount - $2 end, \
-                             status = case when amount - $2 <= 0 then 'rejected' else status end \
-                             where id = $1 and status in ('requested', 'approved')",
-                        )
-                        .bind(pid)
-                        .bind(amount)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            let action = format!("order.{}", to.as_str());
-            append_audit!(&mut *tx, &AuditRecord::new(who, &action, "order", id)
-                .before(&json!({"status": before.status}))
-                .after(&json!({"status": to})))?;
-            enqueue_event!(&mut *tx, &OutboxEvent::OrderStatus { order_id: id, user_id: before.user_id, status: to })?;
-            enqueue_callback!(self, &mut *tx, to, id);
-            (before, after)
-        });
+        let mut t = self.begin().await?;
+        let pair = move_paid_order(&mut t.tx(), id, to, who, self.callbacks).await?;
+        t.commit().await?;
         Ok(pair)
     }
 

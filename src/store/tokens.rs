@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::audit::{AuditRecord, append_audit};
+use super::audit::AuditRecord;
+use super::tx::Tx;
 use super::{Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Role, now_ms};
 
@@ -52,7 +53,7 @@ impl Store {
             .bind(now_ms())
             .fetch_one(&mut *tx)
             .await?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "token.created", "token", info.id).after(&info))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "token.created", "token", info.id).after(&info)).await?;
             info
         }))
     }
@@ -100,7 +101,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("live token"))?;
-            append_audit!(&mut *tx, AuditRecord::new(who, "token.revoked", "token", id).before(&token))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "token.revoked", "token", id).before(&token)).await?;
             token
         }))
     }

@@ -4,7 +4,8 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::audit::{AuditRecord, append_audit};
+use super::audit::AuditRecord;
+use super::tx::Tx;
 use super::{Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::{Money, now_ms};
 
@@ -135,7 +136,7 @@ impl Store {
                 }
             };
             let action = if was_created { "user.created" } else { "user.updated" };
-            append_audit!(&mut *tx, AuditRecord::new(who, action, "user", user.id).after(&user))?;
+            Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, action, "user", user.id).after(&user)).await?;
             (user, was_created)
         }))
     }
