@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use super::outbox_worker::{CLAIM_MS, MAX_ATTEMPTS, retry_delay_ms};
+use super::outbox_worker::{CLAIM_MS, retry_or_give_up};
 use super::periodic::Round;
 use crate::domain::Audience;
 use crate::domain::now_ms;
@@ -57,8 +57,7 @@ impl CallbackWorker {
                 self.store.outbox_sent(m.id).await
             }
             Err(e) => {
-                let give_up = e.is_permanent() || m.attempts + 1 >= MAX_ATTEMPTS;
-                if give_up {
+                if retry_or_give_up(&self.store, m, &e.to_string(), e.is_permanent()).await? {
                     metrics::counter!("callbacks_total", "outcome" => "given_up").increment(1);
                     tracing::warn!(outbox_id = m.id, error = %e, "merchant callback given up");
                 } else {
@@ -66,14 +65,7 @@ impl CallbackWorker {
                     tracing::info!(outbox_id = m.id, attempt = m.attempts + 1, error = %e,
                         "merchant callback not delivered; will retry");
                 }
-                self.store
-                    .outbox_retry(
-                        m.id,
-                        now_ms() + retry_delay_ms(m.attempts),
-                        &e.to_string(),
-                        give_up,
-                    )
-                    .await
+                Ok(())
             }
         }
     }

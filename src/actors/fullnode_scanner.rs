@@ -19,7 +19,7 @@ use crate::messages::scanners::ScanFault;
 use crate::messages::scanners::{FullNodeMsg, FullNodePoll};
 use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{fault_delay, fetch};
+use crate::payments::scan::{Pacing, fetch};
 use crate::payments::tron::{BlockHead, WireError, parse_block_head, parse_block_transfers};
 use crate::supervision::Leadership;
 
@@ -55,7 +55,7 @@ pub struct FullNodeState {
     /// cursor is taken back by the resume overlap.
     cursor: Option<i64>,
     seen_upto: i64,
-    failures: u32,
+    pacing: Pacing,
     job: super::Job,
     /// Idle while another instance leads; its cursor is read again on taking over.
     gate: FollowGate,
@@ -83,7 +83,7 @@ impl Actor for FullNodeScanner {
             client,
             cursor: saved.map(|c| (c - overlap_blocks).max(0)),
             seen_upto: 0,
-            failures: 0,
+            pacing: Pacing::new(self.poll_interval, self.max_backoff),
             job: super::Job::default(),
             gate: FollowGate::default(),
         })
@@ -143,25 +143,8 @@ impl Actor for FullNodeScanner {
                         .advance(SOURCE, position, report.head, state.cursor);
                 }
                 let delay = match report.fault {
-                    None => {
-                        state.failures = 0;
-                        if report.behind {
-                            Duration::ZERO
-                        } else {
-                            self.poll_interval
-                        }
-                    }
-                    Some(fault) => {
-                        state.failures += 1;
-                        fault_delay(
-                            SOURCE,
-                            &fault,
-                            state.failures,
-                            self.poll_interval,
-                            self.max_backoff,
-                            &self.progress,
-                        )
-                    }
+                    None => state.pacing.after_success(report.behind),
+                    Some(fault) => state.pacing.after_fault(SOURCE, &fault, &self.progress),
                 };
                 myself.send_after(delay, || FullNodeMsg::Tick);
             }

@@ -20,7 +20,7 @@ use crate::store::{OutboxMessage, Store};
 /// Messages taken per round and kind.
 const BATCH: i64 = 50;
 /// Attempts before a message that keeps failing is given up (about a day with the backoff).
-pub(crate) const MAX_ATTEMPTS: i64 = 30;
+const MAX_ATTEMPTS: i64 = 30;
 /// How long a claimed message is left to its sender before another instance may try it.
 pub(crate) const CLAIM_MS: i64 = 5 * 60 * 1000;
 
@@ -38,8 +38,24 @@ pub struct OutboxWorker {
 }
 
 /// Delay before attempt `attempts + 1`: 2 s doubling, at most an hour.
-pub(crate) fn retry_delay_ms(attempts: i64) -> i64 {
+fn retry_delay_ms(attempts: i64) -> i64 {
     (2_000i64 << attempts.clamp(0, 11)).min(3_600_000)
+}
+
+/// A message that was not delivered goes back in the queue with backoff, or is given up when
+/// its error is permanent or its attempts are spent (the error stays on the row). Shared by
+/// notifications and merchant callbacks; `true` when it was given up.
+pub(crate) async fn retry_or_give_up(
+    store: &Store,
+    m: &OutboxMessage,
+    error: &str,
+    permanent: bool,
+) -> Result<bool, crate::store::StoreError> {
+    let give_up = permanent || m.attempts + 1 >= MAX_ATTEMPTS;
+    store
+        .outbox_retry(m.id, now_ms() + retry_delay_ms(m.attempts), error, give_up)
+        .await?;
+    Ok(give_up)
 }
 
 /// A row that does not read as an event is given up at once; the reason stays on the row.
@@ -159,22 +175,14 @@ impl OutboxWorker {
                 self.store.outbox_sent(m.id).await
             }
             Err(e) => {
-                let give_up = e.is_permanent() || m.attempts + 1 >= MAX_ATTEMPTS;
-                if give_up {
+                if retry_or_give_up(&self.store, m, &e.to_string(), e.is_permanent()).await? {
                     // settled for good: no retry will need to know which chats it reached
                     self.reached.remove(&m.id);
                     tracing::warn!(outbox_id = m.id, error = %e, "notification given up");
                 } else {
                     tracing::debug!(outbox_id = m.id, error = %e, "notification will be retried");
                 }
-                self.store
-                    .outbox_retry(
-                        m.id,
-                        now_ms() + retry_delay_ms(m.attempts),
-                        &e.to_string(),
-                        give_up,
-                    )
-                    .await
+                Ok(())
             }
         }
     }

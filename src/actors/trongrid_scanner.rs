@@ -21,7 +21,7 @@ use crate::messages::scanners::ScanFault;
 use crate::messages::scanners::{TronGridMsg, TronGridPoll};
 use crate::payments::Payments;
 use crate::payments::progress::ChainProgress;
-use crate::payments::scan::{fault_delay, fetch};
+use crate::payments::scan::{Pacing, fetch};
 use crate::payments::tron::{LogIndexer, parse_trongrid_page};
 use crate::supervision::Leadership;
 
@@ -81,7 +81,7 @@ pub struct TronGridState {
     cursors: HashMap<String, i64>,
     /// How each wallet's last listing ended: where the next poll starts reading.
     resume: HashMap<String, Resume>,
-    failures: u32,
+    pacing: Pacing,
     job: super::Job,
     /// Idle while another instance leads; its cursors are read again on taking over.
     gate: FollowGate,
@@ -121,7 +121,7 @@ impl Actor for TronGridScanner {
             client,
             cursors,
             resume: HashMap::new(),
-            failures: 0,
+            pacing: Pacing::new(self.poll_interval, self.max_backoff),
             job: super::Job::default(),
             gate: FollowGate::default(),
         })
@@ -186,7 +186,6 @@ impl Actor for TronGridScanner {
                 }
                 let delay = match report.fault {
                     None => {
-                        state.failures = 0;
                         let min_cursor = state.cursors.values().copied().min();
                         // a listing cut short is read only up to just before its cursor (more
                         // items of that very time may follow on the next page), not up to now
@@ -204,23 +203,9 @@ impl Actor for TronGridScanner {
                             Some(report.started_at),
                             min_cursor,
                         );
-                        if truncated {
-                            Duration::ZERO
-                        } else {
-                            self.poll_interval
-                        }
+                        state.pacing.after_success(truncated)
                     }
-                    Some(fault) => {
-                        state.failures += 1;
-                        fault_delay(
-                            SOURCE,
-                            &fault,
-                            state.failures,
-                            self.poll_interval,
-                            self.max_backoff,
-                            &self.progress,
-                        )
-                    }
+                    Some(fault) => state.pacing.after_fault(SOURCE, &fault, &self.progress),
                 };
                 myself.send_after(delay, || TronGridMsg::Tick);
             }

@@ -58,27 +58,80 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
     half + half.mul_f64(rand::random::<f64>())
 }
 
-/// Records a failed poll (metric, log line, the scanner's status) and returns how long to wait
-/// before the next one.
-pub fn fault_delay(
-    source: &str,
-    fault: &ScanFault,
-    failures: u32,
+/// When a scanner polls next: at once while more is waiting, after the poll interval when it
+/// has caught up, and after a growing, jittered backoff while its source keeps failing.
+#[derive(Debug, Clone)]
+pub struct Pacing {
     poll_interval: Duration,
     max_backoff: Duration,
-    progress: &super::progress::ChainProgress,
-) -> Duration {
-    metrics::counter!("scanner_errors_total", "chain" => super::CHAIN, "kind" => fault.kind)
-        .increment(1);
-    let delay = backoff(failures, poll_interval, max_backoff);
-    tracing::warn!(source, kind = fault.kind, error = %fault.message, failures, ?delay, "scan failed; backing off");
-    progress.failed(source, fault.to_string());
-    delay
+    /// Polls failed in a row.
+    failures: u32,
+}
+
+impl Pacing {
+    pub fn new(poll_interval: Duration, max_backoff: Duration) -> Self {
+        Pacing {
+            poll_interval,
+            max_backoff,
+            failures: 0,
+        }
+    }
+
+    /// A poll worked: the failures are forgotten.
+    pub fn after_success(&mut self, more_waiting: bool) -> Duration {
+        self.failures = 0;
+        if more_waiting {
+            Duration::ZERO
+        } else {
+            self.poll_interval
+        }
+    }
+
+    /// A poll failed: records it (metric, log line, the scanner's status) and backs off.
+    pub fn after_fault(
+        &mut self,
+        source: &str,
+        fault: &ScanFault,
+        progress: &super::progress::ChainProgress,
+    ) -> Duration {
+        self.failures += 1;
+        metrics::counter!("scanner_errors_total", "chain" => super::CHAIN, "kind" => fault.kind)
+            .increment(1);
+        let delay = backoff(self.failures, self.poll_interval, self.max_backoff);
+        tracing::warn!(source, kind = fault.kind, error = %fault.message, failures = self.failures, ?delay, "scan failed; backing off");
+        progress.failed(source, fault.to_string());
+        delay
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_backs_off_while_failing_and_forgets_on_success() {
+        let progress = super::super::progress::ChainProgress::default();
+        let base = Duration::from_millis(100);
+        let mut p = Pacing::new(base, Duration::from_secs(60));
+        assert_eq!(
+            p.after_success(true),
+            Duration::ZERO,
+            "more waiting: at once"
+        );
+        assert_eq!(p.after_success(false), base);
+        let fault = ScanFault::new("timeout", "slow");
+        let delays: Vec<Duration> = (0..6)
+            .map(|_| p.after_fault("t", &fault, &progress))
+            .collect();
+        // the backoff doubles, jittered into its upper half: the sixth wait is at least 16x base
+        assert!(delays[5] >= base * 16, "{delays:?}");
+        assert_eq!(
+            p.after_success(false),
+            base,
+            "one success resets the backoff"
+        );
+        assert!(p.after_fault("t", &fault, &progress) <= base * 2);
+    }
 
     #[test]
     fn backoff_grows_and_stays_under_the_cap() {

@@ -208,6 +208,37 @@ async fn finish<T>(t: Transaction, outcome: T, keep: impl FnOnce(&T) -> bool) ->
     Ok(outcome)
 }
 
+/// What every payment does once the order is marked paid, however it was paid.
+struct Paid {
+    now: i64,
+    /// What a top-up credits (micro-units): the transfer's amount; nothing from the balance.
+    credit: i64,
+    transfer_id: Option<i64>,
+}
+
+impl Paid {
+    /// Tells the customer (and the merchant), fulfils the order, and reads it back.
+    async fn announce_and_fulfil(
+        self,
+        tx: &mut Tx<'_>,
+        order: &Order,
+        ctx: &SettleContext<'_>,
+        callbacks: bool,
+    ) -> StoreResult<PayOutcome> {
+        tx.enqueue_event(&OutboxEvent::OrderPaid {
+            order_id: order.id,
+            user_id: order.user_id,
+        })
+        .await?;
+        enqueue_callback(tx, callbacks, OrderStatus::Paid, order.id).await?;
+        fulfil(tx, order, self.now, ctx, self.credit, self.transfer_id).await?;
+        let paid = order_in(tx, order.id)
+            .await?
+            .ok_or(StoreError::NotFound("order"))?;
+        Ok(PayOutcome::Paid(Box::new(paid)))
+    }
+}
+
 /// Pays a pending order with a transfer and fulfils it. Anything but `Paid` leaves the
 /// transaction to be rolled back.
 async fn pay(
@@ -299,25 +330,12 @@ async fn pay(
             .after(&json!({"status": OrderStatus::Paid, "transfer_id": transfer_id})),
     )
     .await?;
-    tx.enqueue_event(&OutboxEvent::OrderPaid {
-        order_id,
-        user_id: order.user_id,
-    })
-    .await?;
-    enqueue_callback(tx, callbacks, OrderStatus::Paid, order_id).await?;
-    fulfil(
-        tx,
-        &order,
+    let paid = Paid {
         now,
-        ctx,
-        transfer.amount.micros(),
-        Some(transfer_id),
-    )
-    .await?;
-    let paid = order_in(tx, order_id)
-        .await?
-        .ok_or(StoreError::NotFound("order"))?;
-    Ok(PayOutcome::Paid(Box::new(paid)))
+        credit: transfer.amount.micros(),
+        transfer_id: Some(transfer_id),
+    };
+    paid.announce_and_fulfil(tx, &order, ctx, callbacks).await
 }
 
 /// Pays a pending order from the customer's balance (its price, not the unique amount) and
@@ -368,17 +386,12 @@ async fn pay_from_balance(
             .after(&json!({"status": OrderStatus::Paid, "from_balance": order.price})),
     )
     .await?;
-    tx.enqueue_event(&OutboxEvent::OrderPaid {
-        order_id,
-        user_id: order.user_id,
-    })
-    .await?;
-    enqueue_callback(tx, callbacks, OrderStatus::Paid, order_id).await?;
-    fulfil(tx, &order, now, ctx, 0, None).await?;
-    let paid = order_in(tx, order_id)
-        .await?
-        .ok_or(StoreError::NotFound("order"))?;
-    Ok(PayOutcome::Paid(Box::new(paid)))
+    let paid = Paid {
+        now,
+        credit: 0,
+        transfer_id: None,
+    };
+    paid.announce_and_fulfil(tx, &order, ctx, callbacks).await
 }
 
 /// An operator moves a paid order along; a refund credits what was paid and takes back the
