@@ -74,6 +74,22 @@ impl Caller {
         }
         Ok(Some(id))
     }
+
+    /// The agent a listing is narrowed to: what the caller asked for, or, for an agent, its own
+    /// id; an agent asking for another's is refused with `refusal`.
+    pub async fn listing_agent(
+        &self,
+        store: &crate::store::Store,
+        permission: &str,
+        asked: Option<i64>,
+        refusal: &str,
+    ) -> Result<Option<i64>, ApiError> {
+        match self.agent_scope(store, permission).await? {
+            None => Ok(asked),
+            Some(own) if asked.is_none_or(|a| a == own) => Ok(Some(own)),
+            Some(_) => Err(ApiError::forbidden(refusal)),
+        }
+    }
 }
 
 /// The value of one cookie of a request.

@@ -72,15 +72,14 @@ pub async fn list(
         offset: q.offset,
     }
     .page()?;
-    let mut agent_id = q.agent_id;
-    if let Some(own) = caller.agent_scope(&app.store, "view_orders").await? {
-        if agent_id.is_some_and(|a| a != own) {
-            return Err(ApiError::forbidden(
-                "an agent sees only its own referrals' orders",
-            ));
-        }
-        agent_id = Some(own);
-    }
+    let agent_id = caller
+        .listing_agent(
+            &app.store,
+            "view_orders",
+            q.agent_id,
+            "an agent sees only its own referrals' orders",
+        )
+        .await?;
     let filter = OrderFilter {
         status: q.status,
         user_id: q.user_id,

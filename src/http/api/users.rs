@@ -51,13 +51,14 @@ pub async fn list(
         offset: q.offset,
     }
     .page()?;
-    let mut agent_id = q.agent_id;
-    if let Some(own) = caller.agent_scope(&app.store, "view_referrals").await? {
-        if agent_id.is_some_and(|a| a != own) {
-            return Err(ApiError::forbidden("an agent sees only its own referrals"));
-        }
-        agent_id = Some(own);
-    }
+    let agent_id = caller
+        .listing_agent(
+            &app.store,
+            "view_referrals",
+            q.agent_id,
+            "an agent sees only its own referrals",
+        )
+        .await?;
     let filter = UserFilter {
         agent_id,
         username: q.username,
