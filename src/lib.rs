@@ -44,19 +44,22 @@
 //! # The buy flow
 //!
 //! A customer taps a product in the bot: the update reaches their session actor
-//! ([`bot::screens`] for what each button does), which checks the order rules
-//! ([`domain::order`]) and asks the order manager ([`messages::orders`]) to create the order.
-//! The new order actor asks the matcher for a unique amount ([`messages::matcher`]), stores
-//! the order, and the bot shows the payment instructions. The REST API's `POST /orders`
-//! ([`http::api`]) goes through the same handle and rules.
+//! ([`bot::screens`] for what each button does; `screens/checkout.rs` for ordering), which
+//! checks the order rules ([`domain::order`]) and asks the orders subsystem to create the order
+//! through [`bot::OrderDesk`], which [`actors::order_manager::OrdersHandle`] implements. In the
+//! caller's task one transaction stores the order with a unique amount the matcher hands out
+//! ([`messages::matcher`]); the order manager then starts the order's actor with its expiry
+//! timer ([`messages::orders`]), and the bot shows the payment instructions. The REST API's
+//! `POST /orders` ([`http::api`]) goes through the same handle and rules.
 //!
 //! # The payment flow
 //!
 //! A scanner reads USDT transfers to the shop's wallets ([`payments::scan`], [`payments::tron`])
 //! and hands each to [`payments`], which records it and asks the matcher which order the amount
-//! belongs to; the settlement transaction ([`store`], `settlement.rs`) pays the order, delivers
-//! stock or credits the balance, books the agent's commission and queues the notices in the
-//! outbox, all at once. The order actor expires its order only once every scanner has read past
+//! belongs to ([`payments::AmountMatcher`]), then has the order's actor pay it
+//! ([`payments::OrderPayer`]); the settlement transaction ([`store`], `settlement.rs`) pays the
+//! order, delivers stock or credits the balance, books the agent's commission and queues the
+//! notices in the outbox, all at once; the [`actors::outbox_worker`] delivers them. The order actor expires its order only once every scanner has read past
 //! the deadline ([`payments::progress`]); a transfer made in time always pays its order.
 
 pub mod accounts;
