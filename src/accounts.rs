@@ -42,9 +42,17 @@ pub async fn set_account(
     store: &Store,
     username: &str,
     password: &str,
-    role: Role,
+    role: Option<Role>,
     by: &str,
 ) -> Result<DashboardUser, AccessError> {
+    // no role given: an existing account keeps its own, a new one is an operator
+    let role = match role {
+        Some(role) => role,
+        None => store
+            .dashboard_user(username)
+            .await?
+            .map_or(Role::Operator, |u| u.role),
+    };
     check_account(username, password, role).map_err(|e| invalid(e.field(), e.to_string()))?;
     let hash = hash_password(password).map_err(AccessError::Hash)?;
     let user = store

@@ -18,6 +18,9 @@ use crate::domain::{Money, TronAddress};
 /// The defaults, compiled in from the documented file at the repository root.
 pub const DEFAULTS_TOML: &str = include_str!("../config.toml");
 
+/// The bot username of the embedded default, for the demo's simulator.
+pub const DEMO_BOT_USERNAME: &str = "telebot_demo_bot";
+
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "TELEBOT__";
 
@@ -458,10 +461,18 @@ impl Config {
     fn from_table(table: toml::Table) -> Result<Config, ConfigError> {
         let config: Config =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let mut problem = e.into_inner().message().to_owned();
+                if key.ends_with("addr") && problem.contains("socket address") {
+                    problem.push_str(
+                        "; give an IP address and a port, e.g. 127.0.0.1:8080 (0.0.0.0:8080 for every \
+                         interface; a host name such as localhost is not accepted)",
+                    );
+                }
                 ConfigError::Invalid {
-                    key: e.path().to_string(),
+                    key,
                     origin: "merged configuration".to_owned(),
-                    problem: e.into_inner().message().to_owned(),
+                    problem,
                 }
             })?;
         config.validate()?;
@@ -769,6 +780,20 @@ impl Config {
                 "metrics: disabled".to_owned()
             },
         ]
+    }
+
+    /// What is valid but probably a mistake, in plain words (shown by `check-config` and at
+    /// start).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.telegram.is_simulated() && self.telegram.bot_username == DEMO_BOT_USERNAME {
+            warnings.push(format!(
+                "telegram.bot_username is still the demo's {DEMO_BOT_USERNAME:?} while a real \
+                 telegram.token is set: referral and product links would name the wrong bot; set it \
+                 to your bot's username (TELEBOT__TELEGRAM__BOT_USERNAME)"
+            ));
+        }
+        warnings
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -4,7 +4,9 @@
 //! real wallets.
 
 use crate::domain::{Money, ProductKind, Role};
-use crate::store::{NewCategory, ProductFilter, ProductInput, Store, StoreError};
+use crate::store::{
+    AuditFilter, NewCategory, Page, ProductFilter, ProductInput, Store, StoreError,
+};
 
 /// Fills an empty catalog with sample categories, products and stock. Returns whether it did.
 pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
@@ -116,11 +118,37 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// A fresh password for the demo's `admin` account, set at every start (demo only).
-pub async fn demo_admin(store: &Store) -> Result<String, String> {
+/// The demo's `admin` login: a fresh password at every start (returned to be shown), unless
+/// an operator has set the account's password since (`None`: theirs stays).
+pub async fn demo_admin(store: &Store) -> Result<Option<String>, String> {
+    if let Some(admin) = store
+        .dashboard_user(DEMO_ADMIN)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let last_set = store
+            .list_audit(
+                &AuditFilter {
+                    entity: Some("dashboard_user".to_owned()),
+                    entity_id: Some(admin.id.to_string()),
+                    action: Some("account.set".to_owned()),
+                    ..AuditFilter::default()
+                },
+                Page::new(1, 0),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if last_set.first().is_some_and(|e| e.actor != DEMO_WHO) {
+            return Ok(None);
+        }
+    }
     let password: String = bs58::encode(rand::random::<[u8; 12]>()).into_string();
-    crate::accounts::set_account(store, "admin", &password, Role::Admin, "demo")
+    crate::accounts::set_account(store, DEMO_ADMIN, &password, Some(Role::Admin), DEMO_WHO)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(password)
+    Ok(Some(password))
 }
+
+/// The demo's dashboard account, and who its automatic password changes are recorded as.
+const DEMO_ADMIN: &str = "admin";
+const DEMO_WHO: &str = "demo";

@@ -93,6 +93,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for line in config.summary() {
         tracing::info!("{line}");
     }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let demo = config.tron.is_demo();
     let mut running = app::start(config).await?;
     if demo {
@@ -100,8 +103,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             tracing::info!("demo catalog created (English and Chinese)");
         }
         match demo::demo_admin(&running.app.store).await {
-            Ok(password) => tracing::warn!(
+            Ok(Some(password)) => tracing::warn!(
                 "DEMO dashboard: http://{}/admin (log in as admin / {password}); \
+                 chat with the bot in its Telegram simulator panel",
+                running.http_addr
+            ),
+            Ok(None) => tracing::warn!(
+                "DEMO dashboard: http://{}/admin (log in as admin with the password you set); \
                  chat with the bot in its Telegram simulator panel",
                 running.http_addr
             ),

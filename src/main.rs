@@ -42,7 +42,8 @@ enum Command {
     },
     /// Operate a running instance through its API.
     Ctl {
-        /// Base URL of the instance (default: http://<http.addr>).
+        /// Base URL of the instance, with its scheme (default: http://<http.addr> of the
+        /// configuration).
         #[arg(long, env = "TELEBOT_URL")]
         url: Option<String>,
         /// An admin API token.
@@ -60,9 +61,10 @@ enum AccountAction {
     Set {
         #[arg(long)]
         username: String,
-        /// admin or operator.
-        #[arg(long, default_value = "operator")]
-        role: String,
+        /// admin or operator; without it an existing account keeps its role and a new one is
+        /// an operator.
+        #[arg(long)]
+        role: Option<String>,
     },
 }
 
@@ -93,6 +95,22 @@ enum CtlAction {
     Restart { name: String },
 }
 
+/// An error and its causes on one line, each said once (a message that already quotes its
+/// cause does not get it repeated).
+fn report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let layer = match cli.config {
@@ -117,8 +135,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let serving = matches!(command, Command::Serve);
     let result = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command {
             Command::Serve => telebot::serve(config).await,
             Command::Migrate => telebot::migrate(&config).await,
             Command::CheckConfig => {
@@ -126,11 +146,14 @@ fn main() -> ExitCode {
                 for line in config.summary() {
                     println!("  {line}");
                 }
+                for warning in config.warnings() {
+                    println!("warning: {warning}");
+                }
                 Ok(())
             }
             Command::Account {
                 action: AccountAction::Set { username, role },
-            } => telebot::cli::set_account(&config, &username, &role).await,
+            } => telebot::cli::set_account(&config, &username, role.as_deref()).await,
             Command::Token {
                 action:
                     TokenAction::Create {
@@ -146,7 +169,9 @@ fn main() -> ExitCode {
                 action: TokenAction::Revoke { id },
             } => telebot::cli::revoke_token(&config, id).await,
             Command::Ctl { url, token, action } => {
-                let base = url.unwrap_or_else(|| format!("http://{}", config.http.addr));
+                let base = telebot::cli::ctl_base(
+                    &url.unwrap_or_else(|| format!("http://{}", config.http.addr)),
+                )?;
                 match action {
                     CtlAction::Subsystems => telebot::cli::subsystems(&base, &token).await,
                     CtlAction::Restart { name } => {
@@ -158,10 +183,18 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("telebot: {e:#}");
+        // said once: the service says it in its log, a command on standard error
+        Err(e) if serving => {
+            tracing::error!("{}", report(&e));
             ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("telebot: {}", report(&e));
+            if e.downcast_ref::<telebot::cli::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Logs (tracing, text or JSON) and the Prometheus metrics recorder.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -19,7 +20,9 @@ pub fn init_logging(cfg: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
-        .with_target(true);
+        .with_target(true)
+        // colour only for a person at a terminal, never in files or pipes
+        .with_ansi(std::io::stdout().is_terminal());
     let _ = match cfg.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

@@ -12,11 +12,11 @@ pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 10..=256;
 /// Why an account cannot be saved as given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AccountRuleError {
-    #[error("3 to 32 letters, digits, dots, dashes or underscores")]
+    #[error("must be 3 to 32 letters, digits, dots, dashes or underscores")]
     Username,
-    #[error("10 to 256 characters")]
+    #[error("must be 10 to 256 characters")]
     Password,
-    #[error("admin or operator")]
+    #[error("must be admin or operator")]
     Role,
 }
 

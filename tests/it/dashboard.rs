@@ -11,7 +11,7 @@ use telebot::domain::Role;
 const PASSWORD: &str = "correct horse battery";
 
 async fn account(db: &TestDb, name: &str, role: Role) {
-    telebot::accounts::set_account(&db.store, name, PASSWORD, role, "test")
+    telebot::accounts::set_account(&db.store, name, PASSWORD, Some(role), "test")
         .await
         .unwrap();
 }
@@ -539,4 +539,28 @@ async fn r_cookie(base: &str, token: &str) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// The demo shows a fresh admin password at each start, until an operator sets one: from then
+/// on the operator's password stays, and the start says to use it.
+#[tokio::test]
+async fn the_demo_keeps_a_password_an_operator_set() {
+    let db = TestDb::sqlite().await;
+    let first = telebot::demo::demo_admin(&db.store).await.unwrap();
+    let second = telebot::demo::demo_admin(&db.store).await.unwrap();
+    assert!(
+        first.is_some() && second.is_some() && first != second,
+        "a fresh one each start"
+    );
+    telebot::accounts::set_account(&db.store, "admin", PASSWORD, None, "cli")
+        .await
+        .unwrap();
+    assert_eq!(telebot::demo::demo_admin(&db.store).await.unwrap(), None);
+    let admin = db.store.dashboard_user("admin").await.unwrap().unwrap();
+    assert_eq!(admin.role, Role::Admin, "a password change keeps the role");
+    assert!(telebot::accounts::verify_password(
+        PASSWORD,
+        &admin.password_hash
+    ));
+    db.finish().await;
 }

@@ -84,6 +84,34 @@ fn check_config_prints_where_things_run_without_secrets() {
         !stdout.contains("pa55") && !stdout.contains("s3cr3t"),
         "{stdout}"
     );
+    assert!(
+        !stdout.contains("warning"),
+        "the demo's bot name is right for the demo: {stdout}"
+    );
+
+    // a real token with the demo's bot name: valid, but said
+    let out = telebot(dir.path())
+        .env("TELEBOT__TELEGRAM__TOKEN", "123456:ABCdef")
+        .env("TELEBOT__TRON__SOURCE", "trongrid")
+        .env("TELEBOT__PAYMENTS__WALLETS", "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warning: telegram.bot_username is still the demo's"),
+        "{stdout}"
+    );
+    let out = telebot(dir.path())
+        .env("TELEBOT__TELEGRAM__TOKEN", "123456:ABCdef")
+        .env("TELEBOT__TELEGRAM__BOT_USERNAME", "my_shop_bot")
+        .env("TELEBOT__TRON__SOURCE", "trongrid")
+        .env("TELEBOT__PAYMENTS__WALLETS", "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("warning"));
 }
 
 #[test]
@@ -300,4 +328,126 @@ fn common_wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The account and token commands as an operator types them: a password change keeps the
+/// role, wrong input names the flag to fix and exits 2, `token list` lines up, and a failure is
+/// said once, without colour codes in a pipe.
+#[test]
+fn the_cli_names_what_to_fix_and_keeps_what_it_was_not_asked_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut cmd = telebot(dir.path());
+        cmd.args(args).env_remove("TELEBOT_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("TELEBOT_PASSWORD", p);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let set = ["account", "set", "--username", "boss"];
+    let (code, _, err) = run(
+        &[&set[..], &["--role", "admin"]].concat(),
+        Some("first password"),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    // a new password without --role: still an admin
+    let (code, _, err) = run(&set, Some("second password"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("account boss (admin) saved"), "{err}");
+    // a new account without --role is an operator
+    let (_, _, err) = run(
+        &["account", "set", "--username", "ops"],
+        Some("a long password"),
+    );
+    assert!(err.contains("account ops (operator) saved"), "{err}");
+
+    for (args, password, names) in [
+        (&set[..], Some("short"), "the password (TELEBOT_PASSWORD"),
+        (
+            &["account", "set", "--username", "x y"][..],
+            Some("a long password"),
+            "--username: must be",
+        ),
+        (
+            &["account", "set", "--username", "boss", "--role", "agent"][..],
+            Some("a long password"),
+            "--role: must be admin or operator",
+        ),
+        (
+            &["token", "create", "--role", "agent", "--name", "a"][..],
+            None,
+            "pass --agent-id",
+        ),
+        (
+            &["token", "create", "--role", "boss", "--name", "a"][..],
+            None,
+            "--role: unknown role \"boss\"",
+        ),
+        (
+            &[
+                "ctl",
+                "--token",
+                "t",
+                "--url",
+                "127.0.0.1:8080",
+                "subsystems",
+            ][..],
+            None,
+            "give the scheme too",
+        ),
+    ] {
+        let (code, _, err) = run(args, password);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(names), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "said once: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "no colour codes in a pipe: {err:?}"
+        );
+    }
+
+    for name in ["first", "a much longer token name"] {
+        let (code, _, err) = run(
+            &["token", "create", "--role", "service", "--name", name],
+            None,
+        );
+        assert_eq!(code, Some(0), "{err}");
+    }
+    let (_, out, _) = run(&["token", "list"], None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let name_column = lines[0].find("NAME").unwrap();
+    for line in &lines[1..] {
+        assert!(
+            line[name_column..].starts_with("first") || line[name_column..].starts_with("a much"),
+            "columns line up:\n{out}"
+        );
+    }
+}
+
+/// A port already taken: the service says so once, in its log, and exits 1.
+#[test]
+fn a_taken_port_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = telebot(dir.path())
+        .env("TELEBOT__HTTP__ADDR", &addr)
+        .env("TELEBOT__LOG__FORMAT", "text")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(all.matches("Address already in use").count(), 1, "{all}");
+    assert!(all.contains(&format!("cannot listen on {addr}")), "{all}");
+    assert!(!all.contains('\u{1b}'), "no colour codes in a pipe");
 }

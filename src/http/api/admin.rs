@@ -261,7 +261,7 @@ pub async fn create_account(
         &app.store,
         &body.username,
         &body.password,
-        body.role,
+        Some(body.role),
         &caller.audit_name(),
     )
     .await?;
