@@ -82,6 +82,21 @@ pub fn t(lang: Language, key: &str) -> &'static str {
 /// A value for a `{name}` placeholder.
 pub type Arg<'a> = (&'a str, &'a (dyn Display + Sync));
 
+/// How long is left until a deadline, as a customer reads it: minutes when there are ten or
+/// more, minutes and seconds below that, seconds under a minute; never rounded up to a minute
+/// that is not there.
+pub fn time_left(lang: Language, ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let (m, s) = (secs / 60, secs % 60);
+    if m >= 10 || (m > 0 && s == 0) {
+        tf(lang, "time.minutes", &[("m", &m)])
+    } else if m > 0 {
+        tf(lang, "time.min_sec", &[("m", &m), ("s", &s)])
+    } else {
+        tf(lang, "time.seconds", &[("s", &s)])
+    }
+}
+
 /// The text of `key` with `{name}` placeholders filled in, every value HTML-escaped.
 pub fn tf(lang: Language, key: &str, args: &[Arg<'_>]) -> String {
     fill(t(lang, key), args)
@@ -276,6 +291,17 @@ mod tests {
         let missing_en: Vec<_> = zh.iter().filter(|k| !en.contains(k)).collect();
         assert!(missing_zh.is_empty(), "missing in zh: {missing_zh:?}");
         assert!(missing_en.is_empty(), "missing in en: {missing_en:?}");
+    }
+
+    #[test]
+    fn time_left_is_never_rounded_up() {
+        assert_eq!(time_left(Language::En, 15 * 60_000), "15 min");
+        assert_eq!(time_left(Language::En, 14 * 60_000 + 59_999), "14 min");
+        assert_eq!(time_left(Language::En, 3 * 60_000 + 5_000), "3 min 5 s");
+        assert_eq!(time_left(Language::En, 2 * 60_000), "2 min");
+        assert_eq!(time_left(Language::En, 1_999), "1 s");
+        assert_eq!(time_left(Language::En, -5), "0 s");
+        assert_eq!(time_left(Language::Zh, 90_000), "1 分 30 秒");
     }
 
     #[test]

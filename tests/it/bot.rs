@@ -541,6 +541,14 @@ async fn past_the_window_the_bot_says_the_chain_is_being_checked() {
     u.say("/start").await;
     let menu = u.expect(0, "Welcome").await;
     let instructions = u.order_quantity(menu.message_id, product.id, 1).await;
+    // the instructions name the quantity, and a two-second window is not rounded up to a minute
+    assert!(instructions.text.contains("× 1"), "{}", instructions.text);
+    assert!(
+        instructions.text.contains(" s left)"),
+        "{}",
+        instructions.text
+    );
+    assert!(!instructions.text.contains("min"), "{}", instructions.text);
     let pending = db
         .store
         .list_orders(&OrderFilter::default(), Page::default())

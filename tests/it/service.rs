@@ -93,7 +93,10 @@ fn check_config_prints_where_things_run_without_secrets() {
     let out = telebot(dir.path())
         .env("TELEBOT__TELEGRAM__TOKEN", "123456:ABCdef")
         .env("TELEBOT__TRON__SOURCE", "trongrid")
-        .env("TELEBOT__PAYMENTS__WALLETS", "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh")
+        .env(
+            "TELEBOT__PAYMENTS__WALLETS",
+            "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh",
+        )
         .arg("check-config")
         .output()
         .unwrap();
@@ -107,7 +110,10 @@ fn check_config_prints_where_things_run_without_secrets() {
         .env("TELEBOT__TELEGRAM__TOKEN", "123456:ABCdef")
         .env("TELEBOT__TELEGRAM__BOT_USERNAME", "my_shop_bot")
         .env("TELEBOT__TRON__SOURCE", "trongrid")
-        .env("TELEBOT__PAYMENTS__WALLETS", "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh")
+        .env(
+            "TELEBOT__PAYMENTS__WALLETS",
+            "TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh",
+        )
         .arg("check-config")
         .output()
         .unwrap();

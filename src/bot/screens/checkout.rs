@@ -5,7 +5,7 @@ use super::orders::{own_order, status_text};
 use super::{BotError, say};
 use crate::bot::callback::Action;
 use crate::bot::keyboards::{button, markup};
-use crate::bot::texts::{clean_input, t, tf};
+use crate::bot::texts::{clean_input, t, tf, time_left};
 use crate::bot::{BotEnv, MAX_REQUEST_CHARS, Session};
 use crate::domain::order::{TOPUP_MAX, TOPUP_MIN, check_topup, product_order_price};
 use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, now_ms, utc_minutes};
@@ -173,17 +173,23 @@ pub(super) async fn instructions(
 ) -> Result<(), BotError> {
     let lang = s.lang;
     let address = order.wallet.clone().unwrap_or_default();
-    let minutes = ((order.expires_at - now_ms()).max(0) + 59_999) / 60_000;
+    let left = time_left(lang, order.expires_at - now_ms());
+    // a top-up is one amount; goods and services say how many
+    let what = if order.kind == ProductKind::Topup {
+        product_name.to_owned()
+    } else {
+        format!("{product_name} × {}", order.quantity)
+    };
     let text = tf(
         lang,
         "pay.instructions",
         &[
             ("id", &order.id),
-            ("product", &product_name),
+            ("product", &what),
             ("amount", &order.payable_amount),
             ("address", &address),
             ("deadline", &utc_minutes(order.expires_at)),
-            ("minutes", &minutes),
+            ("left", &left),
         ],
     );
     let mut rows = vec![vec![
