@@ -25,10 +25,37 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+// One toast at a time: a new one replaces the last, and a panel change clears it.
 function toast(message, bad) {
   const t = el('div', { class: bad ? 'bad' : '', text: message });
-  $('#toast').append(t);
+  $('#toast').replaceChildren(t);
   setTimeout(() => t.remove(), 4000);
+}
+
+// A question before something that cannot be undone; resolves true on "yes".
+function confirmDialog(question, yes) {
+  return new Promise((resolve) => {
+    const close = (answer) => { box.remove(); resolve(answer); };
+    const box = el('div', { class: 'modal', id: 'confirm' },
+      el('div', { class: 'dialog', role: 'dialog', 'aria-modal': 'true' },
+        el('p', { text: question }),
+        el('div', { class: 'row' },
+          el('button', { id: 'confirm-no', onclick: () => close(false) }, 'Keep'),
+          el('button', { id: 'confirm-yes', class: 'danger', onclick: () => close(true) }, yes))));
+    document.body.append(box);
+    document.getElementById('confirm-no').focus();
+  });
+}
+
+// A button that copies `text` and says so.
+function copyButton(text, label) {
+  return el('button', { class: 'copy', type: 'button', onclick: async (e) => {
+    e.stopPropagation();
+    try { await navigator.clipboard.writeText(text); } catch (_) {
+      const t = el('textarea', { value: text }); document.body.append(t); t.select(); document.execCommand('copy'); t.remove();
+    }
+    toast('Copied');
+  } }, label || 'Copy');
 }
 
 async function api(method, path, body) {
@@ -40,25 +67,80 @@ async function api(method, path, body) {
   });
   if (r.status === 401 && !path.startsWith('/admin/api/login')) { showLogin(); throw new Error('please log in'); }
   const text = await r.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!r.ok) throw new Error((data && data.error && (data.error.message + (data.error.field ? ' (' + data.error.field + ')' : ''))) || r.statusText);
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!r.ok) {
+    const e = new Error((data && data.error && data.error.message) || r.statusText || 'the request failed');
+    e.field = data && data.error && data.error.field;
+    throw e;
+  }
   return data;
 }
 
 const v1 = (path) => '/api/v1' + path;
 const isAdmin = () => state.me && state.me.role === 'admin';
-const fmtTime = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : '');
-const badge = (s) => el('span', { class: 'badge ' + s, text: s });
+const fmtTime = (ms) => (ms ? new Date(ms).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' }) : '');
+const badge = (s) => el('span', { class: 'badge ' + s, text: String(s).replace(/_/g, ' ') });
 
-function table(columns, rows, onClick) {
-  return el('table', {},
+// USDT as people read it: "12.5 USDT", exact to the last digit that is not zero.
+function money(v) {
+  if (v === null || v === undefined || v === '') return '';
+  let s = String(v);
+  if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s + ' USDT';
+}
+const price = (p) => (p.kind === 'topup' ? 'any amount' : money(p.price));
+
+// Seconds as "3 d 4 h", "2 h 5 min", "4 min 10 s", "12 s".
+function duration(secs) {
+  const s = Math.max(0, Math.floor(secs));
+  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return d + ' d ' + h + ' h';
+  if (h) return h + ' h ' + m + ' min';
+  if (m) return m + ' min ' + (s % 60) + ' s';
+  return s + ' s';
+}
+
+// Who did it, in words.
+function who(actor) {
+  if (!actor) return '';
+  if (actor === 'system') return 'TeleBot';
+  const [kind, rest] = actor.split(/:(.*)/);
+  return ({ user: 'customer #', token: 'API token #', dashboard: '', scanner: 'scanner ', cli: 'command line' }[kind] ?? kind + ' ') + (rest || '');
+}
+
+// The fields that changed between two JSON snapshots, as "status: paid → delivered".
+function diff(before, after) {
+  const parse = (s) => { try { return s ? JSON.parse(s) : {}; } catch (_) { return { value: s }; } };
+  const b = parse(before), a = parse(after);
+  const created = !before;
+  const show = (v, k) => (v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v)
+    : /_at$|_until$/.test(k) && typeof v === 'number' ? fmtTime(v) : /amount$|^price$|^balance$/.test(k) ? money(v) : String(v));
+  // a creation lists what matters of the new thing, not every column
+  const skip = (k) => ['password_hash', 'updated_at', 'created_at', 'session_state'].includes(k)
+    || (created && (k === 'id' || /_id$/.test(k) || ['chain', 'token', 'wallet', 'paid_from_balance', 'expires_at'].includes(k)));
+  const keys = [...new Set([...Object.keys(b || {}), ...Object.keys(a || {})])]
+    .filter((k) => !skip(k) && show(b[k], k) !== show(a[k], k));
+  if (!keys.length) return '';
+  return keys.map((k) => k.replace(/_/g, ' ') + ': ' + (k in b ? show(b[k], k) + ' → ' : '') + show(a[k], k)).join('; ');
+}
+
+// An audit entry as a sentence: "order paid by TeleBot".
+function sentence(a) {
+  const [entity, ...verb] = a.action.split('.');
+  return entity.replace(/_/g, ' ') + ' ' + verb.join(' ').replace(/_/g, ' ') + (a.actor ? ' by ' + who(a.actor) : '');
+}
+
+function table(columns, rows, onClick, empty) {
+  if (!rows.length) return el('p', { class: 'empty muted', text: empty || 'Nothing here yet.' });
+  return el('div', { class: 'scroll' }, el('table', {},
     el('thead', {}, el('tr', {}, columns.map((c) => el('th', { text: c[0] })))),
     el('tbody', {}, rows.map((r) => el('tr', { class: onClick ? 'clickable' : '', onclick: onClick ? () => onClick(r) : null },
-      columns.map((c) => { const v = c[1](r); return el('td', {}, v instanceof Node ? v : String(v === undefined || v === null ? '' : v)); })))));
+      columns.map((c) => { const v = c[1](r); return el('td', {}, v instanceof Node ? v : String(v === undefined || v === null ? '' : v)); }))))));
 }
 
 function input(id, label, attrs) {
-  return el('label', {}, label, el(attrs && attrs.tag === 'select' ? 'select' : attrs && attrs.tag === 'textarea' ? 'textarea' : 'input', Object.assign({ id }, attrs && attrs.tag ? {} : attrs), attrs && attrs.options ? attrs.options.map((o) => el('option', { value: o, text: o })) : []));
+  return el('label', { 'data-field': attrs && attrs.field }, label, el(attrs && attrs.tag === 'select' ? 'select' : attrs && attrs.tag === 'textarea' ? 'textarea' : 'input', Object.assign({ id }, attrs && attrs.tag ? {} : attrs), attrs && attrs.options ? attrs.options.map((o) => el('option', { value: o, text: o })) : []));
 }
 
 function select(id, label, options, value) {
@@ -69,36 +151,54 @@ function select(id, label, options, value) {
 
 const val = (id) => document.getElementById(id).value;
 
+// Shows an error next to the input it is about (its label carries data-field), or as a toast.
+function fail(e) {
+  document.querySelectorAll('.field-error').forEach((x) => x.remove());
+  const label = e.field && document.querySelector('#panel [data-field="' + CSS.escape(e.field) + '"]');
+  if (label) label.append(el('span', { class: 'field-error', role: 'alert', text: e.message }));
+  else toast(e.message, true);
+}
+
 function guarded(fn) {
   return async (ev) => {
     if (ev && ev.preventDefault) ev.preventDefault();
-    try { await fn(ev); } catch (e) { toast(e.message, true); }
+    document.querySelectorAll('.field-error').forEach((x) => x.remove());
+    try { await fn(ev); } catch (e) { fail(e); }
   };
 }
 
 // ---- charts ------------------------------------------------------------------------------
 
-function barChart(title, values, labels, format) {
-  const w = 600, h = 160, pad = 24;
-  const max = Math.max(1e-9, ...values);
-  const bw = (w - pad) / Math.max(1, values.length);
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
-  values.forEach((v, i) => {
-    const bh = (v / max) * (h - pad);
-    const r = document.createElementNS(svg.namespaceURI, 'rect');
-    r.setAttribute('x', pad + i * bw + 1); r.setAttribute('y', h - pad - bh);
-    r.setAttribute('width', Math.max(1, bw - 2)); r.setAttribute('height', bh);
-    r.setAttribute('fill', '#2563eb');
-    const t = document.createElementNS(svg.namespaceURI, 'title');
-    t.textContent = labels[i] + ': ' + format(v);
-    r.append(t); svg.append(r);
+// A daily series as a uPlot chart: dates on the axis, gridlines, the value under the cursor,
+// and a sentence instead of an empty frame when there is nothing to draw.
+function dailyChart(title, label, days, value, format, emptyText, integer) {
+  const holder = el('div', { class: 'chart' }, el('div', { class: 'chart-title', text: title }));
+  const ys = days.map(value);
+  if (!ys.some((y) => y > 0) || typeof uPlot === 'undefined') {
+    holder.append(el('p', { class: 'empty muted', text: emptyText }));
+    return holder;
+  }
+  const plot = el('div', { class: 'plot' });
+  holder.append(plot);
+  const xs = days.map((d) => d.day * 86400);
+  requestAnimationFrame(() => {
+    const width = Math.max(260, plot.clientWidth || 360);
+    // eslint-disable-next-line no-new
+    new uPlot({
+      width, height: 190,
+      scales: { x: { time: true } },
+      series: [
+        { label: 'Day', value: (u, ts) => (ts == null ? '' : new Date(ts * 1000).toLocaleDateString([], { month: 'short', day: 'numeric' })) },
+        { label, stroke: '#2563eb', fill: 'rgba(37, 99, 235, .12)', width: 2, points: { size: 5 }, value: (u, v) => (v == null ? '' : format(v)) },
+      ],
+      axes: [
+        { grid: { stroke: '#e5e7eb' }, values: (u, ts) => ts.map((t) => new Date(t * 1000).toLocaleDateString([], { month: 'short', day: 'numeric' })) },
+        Object.assign({ grid: { stroke: '#e5e7eb' }, size: 60, values: (u, vs) => vs.map((v) => format(v)) },
+          integer ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] } : {}),
+      ],
+    }, [xs, ys], plot);
   });
-  const axis = document.createElementNS(svg.namespaceURI, 'text');
-  axis.setAttribute('x', 2); axis.setAttribute('y', 12); axis.setAttribute('font-size', 11);
-  axis.textContent = format(max);
-  svg.append(axis);
-  return el('div', { class: 'chart' }, el('div', { class: 'muted', text: title }), svg);
+  return holder;
 }
 
 // ---- panels ------------------------------------------------------------------------------
@@ -115,15 +215,35 @@ const panels = {
   simulator: ['Telegram simulator', simulator],
 };
 
-function show(name) {
+// Every panel (and every order) has its own address: #/orders/42. Reload, back and bookmarks
+// land where they point.
+function route() {
+  const [panel, arg] = location.hash.replace(/^#\/?/, '').split('/');
+  return { panel: panels[panel] && (panel !== 'simulator' || (state.me && state.me.simulator)) ? panel : 'overview', arg: arg || null };
+}
+
+function go(panel, arg) {
+  const hash = '#/' + panel + (arg ? '/' + arg : '');
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+// Draws the panel the address names.
+function render() {
+  const { panel, arg } = route();
   state.timers.forEach(clearInterval);
   state.timers = [];
-  state.panel = name;
-  document.querySelectorAll('#nav button').forEach((b) => b.classList.toggle('active', b.dataset.panel === name));
+  state.panel = panel;
+  $('#toast').replaceChildren();
+  document.body.classList.remove('nav-open');
+  document.querySelectorAll('#nav button').forEach((b) => b.classList.toggle('active', b.dataset.panel === panel));
   const root = $('#panel');
-  root.replaceChildren(el('h2', { id: 'panel-title', text: panels[name][0] }));
-  panels[name][1](root).catch((e) => root.append(el('p', { class: 'error', text: e.message })));
+  root.replaceChildren(el('h2', { id: 'panel-title', text: panels[panel][0] }));
+  document.title = panels[panel][0] + ' · TeleBot';
+  panels[panel][1](root, arg).catch((e) => root.append(el('p', { class: 'error', text: e.message })));
 }
+
+// Redraws the current panel (after a change it shows).
+const show = (name) => (name === state.panel ? render() : go(name));
 
 function every(ms, fn) { state.timers.push(setInterval(() => fn().catch(() => {}), ms)); }
 
@@ -131,30 +251,34 @@ async function overview(root) {
   const o = await api('GET', v1('/admin/overview'));
   const pct = (x) => (x * 100).toFixed(1) + '%';
   root.append(el('div', { class: 'cards' },
-    [['Revenue today', o.today.revenue + ' USDT'], ['Orders today', o.today.orders], ['Paid today', o.today.paid_orders],
-     ['Conversion today', pct(o.today.conversion)], ['Revenue, 30 days', o.last_30_days.revenue + ' USDT'],
+    [['Revenue today', money(o.today.revenue)], ['Orders today', o.today.orders], ['Paid today', o.today.paid_orders],
+     ['Conversion today', pct(o.today.conversion)], ['Revenue, 30 days', money(o.last_30_days.revenue)],
      ['Orders, 30 days', o.last_30_days.orders], ['Conversion, 30 days', pct(o.last_30_days.conversion)],
      ['Pending payments', o.pending_payments]]
       .map(([l, v]) => el('div', { class: 'card' }, el('div', { class: 'value', text: String(v) }), el('div', { class: 'label', text: l })))));
-  const labels = o.days.map((d) => new Date(d.day * 86400000).toISOString().slice(5, 10));
-  root.append(el('div', { class: 'charts' },
-    barChart('Revenue per day (USDT)', o.days.map((d) => Number(d.revenue)), labels, (v) => v.toFixed(2)),
-    barChart('Orders per day', o.days.map((d) => d.orders), labels, (v) => String(Math.round(v))),
-    barChart('Payment detection latency per day (s)', o.days.map((d) => d.detection_seconds || 0), labels, (v) => v.toFixed(1))));
+  root.append(el('p', { class: 'muted', text: 'Sales only: balance top-ups are not counted in revenue, orders or conversion.' }));
+  root.append(el('div', { class: 'charts', id: 'charts' },
+    dailyChart('Revenue per day (USDT)', 'Revenue', o.days, (d) => Number(d.revenue), (v) => money(+v.toFixed(6)).replace(' USDT', ''), 'No sales in the last 30 days yet.'),
+    dailyChart('Orders per day', 'Orders', o.days, (d) => d.orders, (v) => String(Math.round(v)), 'No orders in the last 30 days yet.', true),
+    dailyChart('Payment detection, seconds (daily average)', 'Detection', o.days, (d) => d.detection_seconds || 0, (v) => v.toFixed(1) + ' s', 'No payments detected in the last 30 days yet.')));
 }
 
 const EMPTY_PRODUCT = { id: null, kind: 'digital', name_en: '', name_zh: '', description_en: '', description_zh: '', price: '', category_id: '', hidden: false };
 
 async function products(root) {
   const [list, cats] = await Promise.all([api('GET', v1('/products?include_hidden=true&limit=200')), api('GET', v1('/categories'))]);
+  const stockLeft = {};
+  await Promise.all(list.items.filter((p) => p.kind === 'digital').map(async (p) => {
+    stockLeft[p.id] = (await api('GET', v1('/products/' + p.id + '/stock'))).available;
+  }));
   const form = el('div', { id: 'product-form' });
   const edit = (p) => {
     form.replaceChildren(
       el('h3', { text: p.id ? 'Edit product #' + p.id : 'New product' }),
       el('div', { class: 'row' },
-        input('p-name-en', 'Name (English)', { value: p.name_en }), input('p-name-zh', 'Name (中文)', { value: p.name_zh }),
+        input('p-name-en', 'Name (English)', { value: p.name_en, field: 'name_en' }), input('p-name-zh', 'Name (中文)', { value: p.name_zh, field: 'name_zh' }),
         select('p-kind', 'Kind', [['digital', 'digital goods'], ['service', 'service'], ['topup', 'balance top-up']], p.kind),
-        input('p-price', 'Price (USDT)', { value: p.price }),
+        input('p-price', 'Price (USDT)', { value: p.kind === 'topup' ? '0' : (p.price ? money(p.price).replace(' USDT', '') : ''), field: 'price' }),
         select('p-category', 'Category', [['', '(none)'], ...cats.map((c) => [String(c.id), c.name_en])], p.category_id ? String(p.category_id) : '')),
       el('div', { class: 'row' }, el('label', {}, 'Description (English)', el('textarea', { id: 'p-desc-en', value: p.description_en })),
         el('label', {}, 'Description (中文)', el('textarea', { id: 'p-desc-zh', value: p.description_zh }))),
@@ -171,23 +295,24 @@ async function products(root) {
   };
   root.append(el('div', { class: 'row' }, el('button', { id: 'p-new', onclick: () => edit(EMPTY_PRODUCT) }, 'New product')), form);
   root.append(table([
-    ['#', (p) => p.id], ['Name', (p) => p.name_en], ['中文', (p) => p.name_zh], ['Kind', (p) => p.kind], ['Price', (p) => p.price],
+    ['#', (p) => p.id], ['Name', (p) => p.name_en], ['中文', (p) => p.name_zh], ['Kind', (p) => p.kind], ['Price', price],
+    ['In stock', (p) => (p.kind === 'digital' ? (stockLeft[p.id] ?? '…') : '—')],
     ['Visible', (p) => (p.hidden ? 'hidden' : 'yes')],
     ['', (p) => el('span', {},
       el('button', { onclick: (e) => { e.stopPropagation(); edit(p); } }, 'Edit'), ' ',
       el('button', { onclick: guarded(async (e) => { e.stopPropagation(); await api('PUT', v1('/products/' + p.id), Object.assign({}, pick(p), { hidden: !p.hidden })); show('products'); }) }, p.hidden ? 'Show' : 'Hide'), ' ',
       p.kind === 'digital' ? el('button', { onclick: (e) => { e.stopPropagation(); stockForm(p); } }, 'Stock') : '', ' ',
-      el('button', { class: 'danger', onclick: guarded(async (e) => { e.stopPropagation(); if (!confirm('Delete ' + p.name_en + '?')) return; await api('DELETE', v1('/products/' + p.id)); show('products'); }) }, 'Delete'))],
-  ], list.items));
+      el('button', { class: 'danger', onclick: guarded(async (e) => { e.stopPropagation(); if (!await confirmDialog('Delete ' + p.name_en + '? Customers can no longer buy it.', 'Delete')) return; await api('DELETE', v1('/products/' + p.id)); show('products'); }) }, 'Delete'))],
+  ], list.items, null, 'No products yet: add the first one above.'));
   const stock = el('div', { id: 'stock-form' });
   root.append(stock);
   function stockForm(p) {
     stock.replaceChildren(el('h3', { text: 'Upload stock for ' + p.name_en }),
-      el('label', {}, 'One item per line', el('textarea', { id: 'stock-items' })),
+      el('label', { 'data-field': 'items' }, 'One item per line (each is sold once; a line repeated, or already in stock, is refused)', el('textarea', { id: 'stock-items' })),
       el('button', { id: 'stock-save', class: 'primary', onclick: guarded(async () => {
         const items = val('stock-items').split('\n').map((s) => s.trim()).filter(Boolean);
         const r = await api('POST', v1('/products/' + p.id + '/stock'), { items });
-        toast(r.added + ' added, ' + r.available + ' available'); stock.replaceChildren();
+        toast(r.added + ' added, ' + r.available + ' in stock'); stock.replaceChildren(); show('products');
       }) }, 'Upload'));
   }
   root.append(el('h3', { text: 'Categories' }), table([['#', (c) => c.id], ['Slug', (c) => c.slug], ['English', (c) => c.name_en], ['中文', (c) => c.name_zh]], cats),
@@ -203,38 +328,69 @@ function pick(p) {
 const NEXT = { paid: ['delivered', 'in_progress', 'completed', 'refunded'], delivered: ['completed', 'refunded'],
   in_progress: ['completed', 'refunded'], completed: ['refunded'], pending_payment: ['cancelled'] };
 
-async function orders(root) {
-  const filters = el('div', { class: 'row' },
-    select('o-status', 'Status', [['', 'any'], ...['pending_payment', 'paid', 'delivered', 'in_progress', 'completed', 'expired', 'cancelled', 'refunded'].map((s) => [s, s])]),
-    input('o-user', 'User id'), el('button', { id: 'o-filter', onclick: guarded(() => load()) }, 'Filter'));
+async function orders(root, openId) {
+  const filters = el('form', { class: 'row', onsubmit: guarded(() => load()) },
+    select('o-status', 'Status', [['', 'any'], ...['pending_payment', 'paid', 'delivered', 'in_progress', 'completed', 'expired', 'cancelled', 'refunded'].map((s) => [s, s.replace(/_/g, ' ')])]),
+    input('o-user', 'Customer: Telegram id, or #id', { field: 'customer', placeholder: 'e.g. 123456789 or #12' }),
+    el('button', { id: 'o-filter', type: 'submit' }, 'Filter'));
   const list = el('div', { id: 'orders-list' });
   const detail = el('div', { id: 'order-detail' });
   root.append(filters, list, detail);
+  const products = new Map((await api('GET', v1('/products?include_hidden=true&limit=200'))).items.map((p) => [p.id, p]));
+  const product = (o) => { const p = products.get(o.product_id); const name = p ? p.name_en : 'product #' + o.product_id; return o.kind === 'topup' ? name : name + ' × ' + o.quantity; };
   async function load() {
     const q = new URLSearchParams({ limit: '100' });
     if (val('o-status')) q.set('status', val('o-status'));
-    if (val('o-user')) q.set('user_id', val('o-user'));
+    const wanted = val('o-user').trim();
+    if (wanted) {
+      const m = wanted.match(/^(#?)(\d{1,18})$/);
+      if (!m) { const e = new Error("a customer's Telegram id (digits), or # and the internal id"); e.field = 'customer'; throw e; }
+      if (m[1]) q.set('user_id', m[2]);
+      else {
+        const found = await api('GET', v1('/users?telegram_id=' + m[2]));
+        if (!found.items.length) { list.replaceChildren(el('p', { class: 'empty muted', text: 'No customer has Telegram id ' + m[2] + '.' })); return; }
+        q.set('user_id', String(found.items[0].id));
+      }
+    }
     const r = await api('GET', v1('/orders?' + q));
+    await users(r.items.map((o) => o.user_id));
     list.replaceChildren(table([
-      ['#', (o) => o.id], ['User', (o) => o.user_id], ['Kind', (o) => o.kind], ['Amount', (o) => o.payable_amount],
+      ['#', (o) => o.id], ['Customer', (o) => customer(o.user_id)], ['Product', product], ['Amount', (o) => money(o.payable_amount)],
       ['Status', (o) => badge(o.status)], ['Created', (o) => fmtTime(o.created_at)],
-    ], r.items, (o) => open(o.id)));
+    ], r.items, (o) => go('orders', o.id), 'No orders match.'));
   }
   async function open(id) {
     const [o, pay, audit] = await Promise.all([api('GET', v1('/orders/' + id)), api('GET', v1('/payments/' + id)),
       api('GET', v1('/audit?entity=order&entity_id=' + id + '&limit=50'))]);
+    await users([o.user_id]);
     detail.replaceChildren(el('h3', { text: 'Order #' + o.id }),
-      el('p', {}, 'Status ', badge(o.status), ' · payment ', badge(pay.state), ' · ', o.payable_amount + ' USDT to ', el('code', { text: o.wallet || '' })),
+      el('p', {}, customer(o.user_id), ' · ', product(o), ' · ', badge(o.status), ' · payment ', badge(pay.state)),
+      el('p', {}, 'Pays ', el('strong', { text: money(o.payable_amount) }), ' to ', el('code', { class: 'wrap', text: o.wallet || '' }), ' · created ', fmtTime(o.created_at)),
       o.request_text ? el('p', {}, 'Request: ', el('span', { class: 'request', text: o.request_text })) : '',
-      o.delivery ? el('p', {}, 'Delivered: ', el('code', { text: o.delivery })) : '',
+      o.delivery ? el('p', {}, 'Delivered: ', el('code', { class: 'wrap', text: o.delivery })) : '',
       el('div', { class: 'row' }, (NEXT[o.status] || []).map((s) => el('button', { 'data-status': s, onclick: guarded(async () => {
-        await api('PUT', v1('/orders/' + o.id), { status: s }); toast('Order #' + o.id + ' is now ' + s + '; the customer is told'); await load(); await open(o.id);
-      }) }, 'Mark ' + s))),
+        await api('PUT', v1('/orders/' + o.id), { status: s }); toast('Order #' + o.id + ' is now ' + s.replace(/_/g, ' ') + '; the customer is told'); await load(); await open(o.id);
+      }) }, 'Mark ' + s.replace(/_/g, ' ')))),
       el('h3', { text: 'Timeline' }),
-      table([['When', (a) => fmtTime(a.at)], ['Who', (a) => a.actor], ['What', (a) => a.action], ['After', (a) => a.after || '']], audit.items.slice().reverse()),
-      pay.transfers.length ? el('div', {}, el('h3', { text: 'Transfers' }), table([['Tx', (t) => t.txid.slice(0, 16) + '…'], ['Amount', (t) => t.amount], ['Confirmed', (t) => (t.confirmed ? 'yes' : 'no')], ['Outcome', (t) => badge(t.outcome)]], pay.transfers)) : '');
+      el('ol', { class: 'timeline', id: 'order-timeline' }, audit.items.slice().reverse().map((a) => el('li', { 'data-action': a.action },
+        el('time', { text: fmtTime(a.at) }), ' ', el('span', { class: 'what', text: sentence(a) }), diff(a.before, a.after) ? el('div', { class: 'change muted', text: diff(a.before, a.after) }) : ''))),
+      pay.transfers.length ? el('div', {}, el('h3', { text: 'Transfers' }), table([['Tx', (t) => t.txid.slice(0, 16) + '…'], ['Amount', (t) => money(t.amount)], ['Confirmed', (t) => (t.confirmed ? 'yes' : 'no')], ['Outcome', (t) => badge(t.outcome)]], pay.transfers)) : '');
   }
   await load();
+  if (openId) await open(openId);
+}
+
+// Customers by internal id, fetched once per page view.
+const userCache = new Map();
+async function users(ids) {
+  await Promise.all([...new Set(ids)].filter((id) => !userCache.has(id)).map(async (id) => {
+    try { userCache.set(id, await api('GET', v1('/users/' + id))); } catch (_) { userCache.set(id, null); }
+  }));
+}
+function customer(id) {
+  const u = userCache.get(id);
+  if (!u) return 'customer #' + id;
+  return el('span', { class: 'customer' }, u.first_name || 'customer', ' ', el('span', { class: 'muted', text: (u.username ? '@' + u.username + ' · ' : '') + 'tg ' + u.telegram_id }));
 }
 
 async function payments(root) {
@@ -263,26 +419,41 @@ async function payments(root) {
 
 async function agents(root) {
   const [list, payouts] = await Promise.all([api('GET', v1('/agents?limit=200')), api('GET', v1('/payouts?limit=100'))]);
-  const act = (a, body, label) => el('button', { onclick: guarded(async () => { await api('PUT', v1('/agents/' + a.id), body); toast(label); show('agents'); }) }, label);
+  // the referral link and the figures of each agent
+  const views = new Map(await Promise.all(list.items.map(async (a) => [a.id, await api('GET', v1('/agents/' + a.id))])));
+  const act = (a, body, label) => el('button', { onclick: guarded(async () => { await api('PUT', v1('/agents/' + a.id), body); toast(label + ': done'); show('agents'); }) }, label);
+  const pct = (bps) => (bps / 100).toString() + ' %';
+  const toBps = (id) => {
+    const raw = val(id).trim().replace(',', '.').replace(/%$/, '').trim();
+    const v = Number(raw);
+    if (!raw || !Number.isFinite(v) || v < 0 || v > 100) { const e = new Error('a percentage from 0 to 100, e.g. 10 or 7.5'); e.field = 'commission_bps'; throw e; }
+    return Math.round(v * 100);
+  };
   root.append(table([
-    ['#', (a) => a.id], ['Name', (a) => a.name], ['Code', (a) => a.code], ['Status', (a) => badge(a.status)], ['Commission %', (a) => (a.commission_bps / 100).toFixed(2)],
+    ['#', (a) => a.id], ['Name', (a) => a.name], ['Status', (a) => badge(a.status)], ['Commission', (a) => pct(a.commission_bps)],
+    ['Referral link', (a) => { const v = views.get(a.id); return v ? el('span', { class: 'link' }, el('code', { class: 'wrap', text: v.referral_link }), ' ', copyButton(v.referral_link)) : ''; }],
+    ['Customers', (a) => (views.get(a.id) || {}).stats?.referred_users ?? ''],
+    ['Sales', (a) => { const st = (views.get(a.id) || {}).stats; return st ? st.paid_orders + ' · ' + money(st.sales) : ''; }],
+    ['Commission pending / available / paid', (a) => { const st = (views.get(a.id) || {}).stats; return st ? [st.pending, st.available, st.paid].map(money).join(' / ') : ''; }],
     ['', (a) => el('span', {},
       a.status === 'pending' ? [act(a, { status: 'active' }, 'Approve'), ' ', act(a, { status: 'rejected' }, 'Reject')] : '',
       a.status === 'active' ? act(a, { status: 'suspended' }, 'Suspend') : '', a.status === 'suspended' ? act(a, { status: 'active' }, 'Reactivate') : '', ' ',
-      el('input', { id: 'bps-' + a.id, size: 5, placeholder: 'bps' }),
-      el('button', { onclick: guarded(async () => { await api('PUT', v1('/agents/' + a.id), { commission_bps: Number(val('bps-' + a.id)) }); show('agents'); }) }, 'Set rate'))],
-  ], list.items));
-  root.append(el('h3', { text: 'New agent' }), el('div', { class: 'row' }, input('ag-name', 'Name'), input('ag-bps', 'Commission (basis points)', { value: '1000' }),
-    input('ag-address', 'Payout address (TRON)'),
-    el('button', { onclick: guarded(async () => {
-      const body = { name: val('ag-name'), commission_bps: Number(val('ag-bps')) };
+      el('label', { 'data-field': 'commission_bps' }, el('input', { id: 'rate-' + a.id, size: 4, placeholder: '%' })),
+      el('button', { onclick: guarded(async () => { await api('PUT', v1('/agents/' + a.id), { commission_bps: toBps('rate-' + a.id) }); show('agents'); }) }, 'Set %'))],
+  ], list.items, null, 'No agents yet.'));
+  const made = el('div', { id: 'new-agent' });
+  root.append(el('h3', { text: 'New agent' }), el('form', { class: 'row', onsubmit: guarded(async () => {
+      const body = { name: val('ag-name'), commission_bps: toBps('ag-rate') };
       if (val('ag-address')) body.payout_address = val('ag-address');
-      const a = await api('POST', v1('/agents'), body); toast('Referral link: ' + a.referral_link); show('agents');
-    }) }, 'Create')));
+      const a = await api('POST', v1('/agents'), body);
+      show('agents');
+      toast('Agent ' + a.name + ' created');
+    }) }, input('ag-name', 'Name', { field: 'name' }), input('ag-rate', 'Commission (%)', { value: '10', field: 'commission_bps' }),
+    input('ag-address', 'Payout address (TRON)', { field: 'payout_address' }), el('button', { type: 'submit' }, 'Create')), made);
   const decide = (p, s) => el('button', { onclick: guarded(async () => { await api('PUT', v1('/payouts/' + p.id), { status: s }); show('agents'); }) }, s);
-  root.append(el('h3', { text: 'Payouts' }), table([['#', (p) => p.id], ['Agent', (p) => p.agent_id], ['Amount', (p) => p.amount], ['Address', (p) => p.address],
+  root.append(el('h3', { text: 'Payouts' }), table([['#', (p) => p.id], ['Agent', (p) => p.agent_id], ['Amount', (p) => money(p.amount)], ['Address', (p) => el('code', { class: 'wrap', text: p.address })],
     ['Status', (p) => badge(p.status)], ['', (p) => el('span', {}, p.status === 'requested' ? [decide(p, 'approved'), ' ', decide(p, 'rejected')] : '',
-      p.status === 'approved' ? [decide(p, 'paid'), ' ', decide(p, 'rejected')] : '')]], payouts.items));
+      p.status === 'approved' ? [decide(p, 'paid'), ' ', decide(p, 'rejected')] : '')]], payouts.items, null, 'No payout requests.'));
 }
 
 async function security(root) {
@@ -290,34 +461,51 @@ async function security(root) {
   root.append(el('div', { class: 'cards' }, [['Rate limit', bot.rate_limit_per_minute + ' / minute / user'], ['Rate-limit store', bot.rate_limit_backend],
     ['Updates refused (this instance)', bot.rate_limited]].map(([l, v]) => el('div', { class: 'card' }, el('div', { class: 'value', text: String(v) }), el('div', { class: 'label', text: l })))));
   if (isAdmin()) {
-    const tokens = await api('GET', v1('/tokens'));
+    const tokens = el('div', { id: 'tokens' });
     const shown = el('div', { id: 'new-token' });
-    root.append(el('h3', { text: 'API tokens' }), table([['#', (t) => t.id], ['Name', (t) => t.name], ['Role', (t) => t.role], ['Agent', (t) => t.agent_id || ''],
-      ['Created', (t) => fmtTime(t.created_at)], ['Last used', (t) => fmtTime(t.last_used_at)], ['State', (t) => (t.revoked_at ? 'revoked' : 'live')],
-      ['', (t) => t.revoked_at ? '' : el('button', { class: 'danger', onclick: guarded(async () => { await api('DELETE', v1('/tokens/' + t.id)); show('security'); }) }, 'Revoke')]], tokens),
-    el('div', { class: 'row' }, input('tk-name', 'Name'), select('tk-role', 'Role', [['operator', 'operator'], ['admin', 'admin'], ['service', 'service'], ['agent', 'agent']]),
-      input('tk-agent', 'Agent id (agent tokens)'),
-      el('button', { id: 'tk-create', onclick: guarded(async () => {
+    async function loadTokens() {
+      const list = await api('GET', v1('/tokens'));
+      tokens.replaceChildren(table([['#', (t) => t.id], ['Name', (t) => t.name], ['Role', (t) => t.role], ['Agent', (t) => t.agent_id || ''],
+        ['Created', (t) => fmtTime(t.created_at)], ['Last used', (t) => fmtTime(t.last_used_at) || 'never'], ['State', (t) => (t.revoked_at ? 'revoked' : 'live')],
+        ['', (t) => t.revoked_at ? '' : el('button', { class: 'danger', onclick: guarded(async () => {
+          if (!await confirmDialog('Revoke token ' + t.name + '? Whatever uses it stops working at once.', 'Revoke')) return;
+          await api('DELETE', v1('/tokens/' + t.id)); toast('Token ' + t.name + ' revoked'); await loadTokens();
+        }) }, 'Revoke')]], list, null, 'No API tokens.'));
+    }
+    await loadTokens();
+    root.append(el('h3', { text: 'API tokens' }), tokens,
+      el('form', { class: 'row', onsubmit: guarded(async () => {
         const body = { name: val('tk-name'), role: val('tk-role') };
         if (val('tk-agent')) body.agent_id = Number(val('tk-agent'));
         const t = await api('POST', v1('/tokens'), body);
-        shown.replaceChildren(el('p', {}, 'Copy this token now; it is not shown again:'), el('div', { class: 'secret', text: t.token }));
-      }) }, 'Create token')), shown);
-    const accounts = await api('GET', v1('/admin/accounts'));
-    root.append(el('h3', { text: 'Dashboard accounts' }), table([['#', (a) => a.id], ['Username', (a) => a.username], ['Role', (a) => a.role], ['Last login', (a) => fmtTime(a.last_login_at)]], accounts),
-      el('div', { class: 'row' }, input('acc-name', 'Username'), input('acc-pass', 'Password (10+ characters)', { type: 'password' }),
+        shown.replaceChildren(el('p', {}, 'Copy this token now; it is not shown again: ', copyButton(t.token, 'Copy token')), el('div', { class: 'secret', text: t.token }));
+        await loadTokens();
+      }) }, input('tk-name', 'Name', { field: 'name' }), select('tk-role', 'Role', [['operator', 'operator'], ['admin', 'admin'], ['service', 'service'], ['agent', 'agent']]),
+        input('tk-agent', 'Agent id (agent tokens)', { field: 'agent_id' }),
+        el('button', { id: 'tk-create', type: 'submit' }, 'Create token')), shown);
+    const accounts = el('div', { id: 'accounts' });
+    async function loadAccounts() {
+      const list = await api('GET', v1('/admin/accounts'));
+      accounts.replaceChildren(table([['#', (a) => a.id], ['Username', (a) => a.username], ['Role', (a) => a.role], ['Last login', (a) => fmtTime(a.last_login_at) || 'never']], list));
+    }
+    await loadAccounts();
+    root.append(el('h3', { text: 'Dashboard accounts' }), accounts,
+      el('form', { class: 'row', onsubmit: guarded(async () => {
+        await api('POST', v1('/admin/accounts'), { username: val('acc-name'), password: val('acc-pass'), role: val('acc-role') });
+        toast('Account ' + val('acc-name') + ' saved'); document.getElementById('acc-pass').value = ''; await loadAccounts();
+      }) }, input('acc-name', 'Username', { field: 'username' }), input('acc-pass', 'Password (10+ characters)', { type: 'password', field: 'password' }),
         select('acc-role', 'Role', [['operator', 'operator'], ['admin', 'admin']]),
-        el('button', { onclick: guarded(async () => { await api('POST', v1('/admin/accounts'), { username: val('acc-name'), password: val('acc-pass'), role: val('acc-role') }); show('security'); }) }, 'Save account')));
+        el('button', { type: 'submit' }, 'Save account')));
   }
   const log = el('div', { id: 'audit' });
-  root.append(el('h3', { text: 'Audit log' }), el('div', { class: 'row' }, input('au-entity', 'Entity'), input('au-id', 'Entity id'), input('au-actor', 'Actor'), input('au-action', 'Action'),
-    el('button', { onclick: guarded(() => loadAudit()) }, 'Filter')), log);
+  root.append(el('h3', { text: 'Audit log' }), el('form', { class: 'row', onsubmit: guarded(() => loadAudit()) }, input('au-entity', 'Entity', { placeholder: 'order, product, agent…' }), input('au-id', 'Entity id'), input('au-actor', 'Who', { placeholder: 'system, token:3, dashboard:boss' }), input('au-action', 'Action', { placeholder: 'order.paid' }),
+    el('button', { type: 'submit' }, 'Filter')), log);
   async function loadAudit() {
     const q = new URLSearchParams({ limit: '100' });
     for (const [k, id] of [['entity', 'au-entity'], ['entity_id', 'au-id'], ['actor', 'au-actor'], ['action', 'au-action']]) if (val(id)) q.set(k, val(id));
     const r = await api('GET', v1('/audit?' + q));
-    log.replaceChildren(table([['When', (a) => fmtTime(a.at)], ['Who', (a) => a.actor], ['What', (a) => a.action], ['Entity', (a) => a.entity + ' ' + a.entity_id],
-      ['Before', (a) => a.before || ''], ['After', (a) => a.after || '']], r.items));
+    log.replaceChildren(table([['When', (a) => fmtTime(a.at)], ['What', (a) => el('span', { 'data-action': a.action }, sentence(a))], ['Entity', (a) => a.entity.replace(/_/g, ' ') + ' #' + a.entity_id],
+      ['Change', (a) => el('span', { class: 'change', text: diff(a.before, a.after) })]], r.items, null, 'No entries match.'));
   }
   await loadAudit();
 }
@@ -331,9 +519,10 @@ async function subsystems(root) {
       el('thead', {}, el('tr', {}, ['Subsystem', 'State', 'Uptime', 'Restarts', 'Last error', ''].map((h) => el('th', { text: h })))),
       el('tbody', {}, list.map((s) => el('tr', { 'data-path': s.path },
         el('td', { class: 'path', text: '\u00a0\u00a0'.repeat(s.path.split('/').length - 1) + s.path.split('/').pop() }),
-        el('td', {}, badge(s.state)), el('td', { text: s.uptime_secs + ' s' }), el('td', { class: 'restarts', text: String(s.restarts) }),
+        el('td', {}, badge(s.state)), el('td', { text: duration(s.uptime_secs) }), el('td', { class: 'restarts', text: String(s.restarts) }),
         el('td', { text: s.last_error || '' }),
         el('td', {}, isAdmin() ? el('button', { 'data-restart': s.path, onclick: guarded(async () => {
+          if (!await confirmDialog('Restart ' + s.path + ' and everything under it? Work in flight is finished or resumed; nothing is lost.', 'Restart')) return;
           await api('POST', v1('/admin/subsystems/' + s.path.replace(/\//g, '.') + '/restart')); toast(s.path + ' restarted'); load();
         }) }, 'Restart') : ''))))));
   }
@@ -387,22 +576,32 @@ async function simulator(root) {
   // a fresh panel draws everything once
   state.simShown = null;
   state.simUsersShown = null;
-  const composer = el('form', { class: 'composer', id: 'sim-composer', onsubmit: guarded(async () => {
-    const text = val('sim-text');
-    if (!text || !state.simUser) return;
-    document.getElementById('sim-text').value = '';
+  const notice = el('div', { class: 'sim-notice', id: 'sim-notice', role: 'status' });
+  const say = async (text) => {
     await api('POST', '/sim/api/users/' + state.simUser.id + '/messages', { text, first_name: state.simUser.first_name, language_code: state.simUser.language_code });
     await refresh();
-  }) }, el('input', { id: 'sim-text', placeholder: 'Message', autocomplete: 'off' }), el('button', { class: 'primary', id: 'sim-send', type: 'submit' }, 'Send'));
+  };
+  const menu = el('div', { class: 'sim-menu', id: 'sim-menu', hidden: true });
+  const composer = el('form', { class: 'composer', id: 'sim-composer', onsubmit: guarded(async () => {
+    const text = val('sim-text');
+    if (!state.simUser) { const e = new Error('Pick a customer on the left, or start a new chat, first.'); e.field = 'sim-text'; throw e; }
+    if (!text.trim()) return;
+    document.getElementById('sim-text').value = '';
+    await say(text);
+  }) }, el('button', { type: 'button', id: 'sim-commands', title: 'Commands', onclick: () => { menu.hidden = !menu.hidden; } }, '/'),
+    el('label', { 'data-field': 'sim-text', class: 'grow' }, el('input', { id: 'sim-text', placeholder: 'Message', autocomplete: 'off' })),
+    el('button', { class: 'primary', id: 'sim-send', type: 'submit' }, 'Send'));
   root.append(el('div', { class: 'sim' },
     el('div', {}, users, el('h3', { text: 'New customer' }), input('sim-name', 'Name', { value: 'Alex' }),
       select('sim-lang', 'Language', [['en', 'English'], ['zh', '中文']]),
+      input('sim-payload', 'Opened from a link (optional)', { placeholder: 'ref_CODE or p_12' }),
       el('button', { id: 'sim-add', onclick: guarded(async () => {
         const u = { id: 100000000 + Math.floor(Math.random() * 899999999), first_name: val('sim-name') || 'Customer', language_code: val('sim-lang') };
-        await api('POST', '/sim/api/users/' + u.id + '/messages', { text: '/start', first_name: u.first_name, language_code: u.language_code });
+        const payload = val('sim-payload').trim();
+        await api('POST', '/sim/api/users/' + u.id + '/messages', { text: payload ? '/start ' + payload : '/start', first_name: u.first_name, language_code: u.language_code });
         state.simUser = u; await loadUsers(); await refresh();
       }) }, 'Start a chat')),
-    el('div', {}, el('div', { id: 'sim-title', class: 'muted', text: 'Pick or start a customer chat' }), chat, composer)));
+    el('div', { class: 'sim-window' }, el('div', { id: 'sim-title', class: 'sim-title', text: 'Pick or start a customer chat' }), notice, chat, menu, composer)));
   async function loadUsers() {
     const list = await api('GET', '/sim/api/users');
     const shown = JSON.stringify([list, state.simUser && state.simUser.id]);
@@ -413,8 +612,12 @@ async function simulator(root) {
   }
   async function refresh() {
     if (!state.simUser) return;
-    document.getElementById('sim-title').textContent = 'Chat with ' + state.simUser.first_name + ' (' + state.simUser.id + ')';
     const r = await api('GET', '/sim/api/users/' + state.simUser.id + '/chat');
+    document.getElementById('sim-title').replaceChildren(el('strong', { text: '@' + r.bot_username }),
+      el('span', { class: 'muted', text: ' · chatting as ' + state.simUser.first_name + ' (' + state.simUser.id + ')' }));
+    const commands = (state.simUser.language_code === 'zh' && r.commands.zh) || r.commands.default || [];
+    menu.replaceChildren(...commands.map((c) => el('button', { type: 'button', 'data-command': c.command, onclick: guarded(async () => { menu.hidden = true; await say('/' + c.command); }) },
+      el('strong', { text: '/' + c.command }), ' ', el('span', { class: 'muted', text: c.description }))));
     // redraw only when something changed: a redraw replaces the buttons, and a click that
     // lands on a replaced button is lost
     const shown = state.simUser.id + ':' + r.version;
@@ -430,11 +633,16 @@ async function simulator(root) {
     if (m.photo) b.append(el('img', { src: '/sim/api/files/' + encodeURIComponent(m.photo), alt: 'QR code' }));
     const text = m.text || m.caption || '';
     if (m.from_bot) b.append(el('div', { class: 'text' }, richText(text))); else b.append(el('div', { class: 'text', text }));
-    if (m.edited) b.append(el('div', { class: 'edited', text: 'edited' }));
+    const at = new Date(m.date * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    b.append(el('div', { class: 'meta', text: (m.edited ? 'edited ' : '') + at }));
     const rows = (m.reply_markup && m.reply_markup.inline_keyboard) || [];
     if (rows.length) {
       b.append(el('div', { class: 'keyboard' }, rows.map((row) => el('div', { class: 'kbrow' }, row.map((btn) => el('button', { 'data-callback': btn.callback_data,
-        onclick: guarded(async () => { await api('POST', '/sim/api/users/' + state.simUser.id + '/callbacks', { message_id: m.message_id, data: btn.callback_data }); setTimeout(refresh, 300); }) }, btn.text))))));
+        onclick: guarded(async () => {
+          const r = await api('POST', '/sim/api/users/' + state.simUser.id + '/callbacks', { message_id: m.message_id, data: btn.callback_data });
+          answered(r.answer);
+          await refresh();
+        }) }, btn.text))))));
     }
     const order = m.from_bot && /TRC-20/.test(text) && text.match(/#(\d+)/);
     if (order && state.me.demo) {
@@ -443,6 +651,19 @@ async function simulator(root) {
       }) }, 'Simulate payment'));
     }
     return b;
+  }
+  // the bot's answer to a button press, shown as Telegram shows it: a notice over the chat, or
+  // an alert to dismiss
+  function answered(a) {
+    if (!a || !a.text) return;
+    if (a.show_alert) {
+      const box = el('div', { class: 'modal', id: 'sim-alert' }, el('div', { class: 'dialog', role: 'alertdialog' }, el('p', { text: a.text }),
+        el('div', { class: 'row' }, el('button', { id: 'sim-alert-ok', class: 'primary', onclick: () => box.remove() }, 'OK'))));
+      document.body.append(box);
+    } else {
+      notice.replaceChildren(el('div', { text: a.text }));
+      setTimeout(() => notice.replaceChildren(), 3000);
+    }
   }
   await loadUsers();
   if (state.simUser) await refresh();
@@ -466,8 +687,8 @@ function start(me) {
   $('#whoami').textContent = me.name + ' (' + me.role + ')';
   $('#nav').replaceChildren(...Object.entries(panels)
     .filter(([k]) => k !== 'simulator' || me.simulator)
-    .map(([k, [title]]) => el('button', { 'data-panel': k, onclick: () => show(k) }, title)));
-  show(state.panel);
+    .map(([k, [title]]) => el('button', { 'data-panel': k, onclick: () => go(k) }, title)));
+  render();
 }
 
 document.addEventListener('DOMContentLoaded', async () => {
@@ -479,8 +700,10 @@ document.addEventListener('DOMContentLoaded', async () => {
     try { start(await api('POST', '/admin/api/login', body)); } catch (e) { $('#login-error').textContent = e.message; }
   });
   $('#logout').addEventListener('click', guarded(async () => { await api('POST', '/admin/api/logout'); showLogin(); }));
+  $('#menu').addEventListener('click', () => document.body.classList.toggle('nav-open'));
+  window.addEventListener('hashchange', () => { if (state.me) render(); });
   try {
-    const me = await api('GET', '/admin/api/me');
-    start(me);
+    const s = await api('GET', '/admin/api/session');
+    if (s && s.me) start(s.me); else showLogin();
   } catch (e) { showLogin(); }
 });

@@ -541,6 +541,11 @@ impl Simulator {
         );
     }
 
+    /// The username the simulated bot answers as.
+    pub fn bot_username(&self) -> &str {
+        &self.bot_username
+    }
+
     pub fn set_commands(&self, language: &str, commands: Value) {
         self.lock().commands.insert(language.to_owned(), commands);
     }

@@ -28,7 +28,7 @@ pub enum MoneyError {
     Negative,
     #[error("amount has more than 6 decimals")]
     TooManyDecimals,
-    #[error("amount is not a plain decimal number (digits, at most one '.', no exponent or sign)")]
+    #[error("not a plain decimal number (digits and at most one '.', such as 12.5)")]
     Malformed,
     #[error("amount is too large")]
     Overflow,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::Json;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,6 +30,9 @@ use crate::store::AuditRecord;
 const INDEX: &str = include_str!("../../assets/dashboard/index.html");
 const SCRIPT: &str = include_str!("../../assets/dashboard/app.js");
 const STYLE: &str = include_str!("../../assets/dashboard/app.css");
+/// The charting library, vendored unchanged (assets/dashboard/vendor/uplot/, MIT).
+const CHARTS_SCRIPT: &str = include_str!("../../assets/dashboard/vendor/uplot/uPlot.iife.min.js");
+const CHARTS_STYLE: &str = include_str!("../../assets/dashboard/vendor/uplot/uPlot.min.css");
 
 /// How long a dashboard session lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
@@ -43,9 +46,18 @@ pub fn router() -> Router<AppState> {
         .route("/admin/", get(index))
         .route("/admin/assets/app.js", get(script))
         .route("/admin/assets/app.css", get(style))
+        .route(
+            "/admin/assets/vendor/uplot.js",
+            get(|| async { page("text/javascript; charset=utf-8", CHARTS_SCRIPT) }),
+        )
+        .route(
+            "/admin/assets/vendor/uplot.css",
+            get(|| async { page("text/css; charset=utf-8", CHARTS_STYLE) }),
+        )
         .route("/admin/api/login", post(login))
         .route("/admin/api/logout", post(logout))
         .route("/admin/api/me", get(me))
+        .route("/admin/api/session", get(session))
 }
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
@@ -325,6 +337,24 @@ async fn me(
         None => String::new(),
     };
     Ok(Json(me_of(&app, caller.name, caller.role, csrf)))
+}
+
+/// Who is logged in, if anyone: what the page asks on a fresh load. Unlike `/admin/api/me` it
+/// answers 200 either way (`{"me": null}` without a session), so opening the dashboard logged
+/// out leaves no failed request in the browser's console.
+async fn session(
+    State(app): State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut parts, _) = request.into_parts();
+    let headers = parts.headers.clone();
+    match Caller::from_request_parts(&mut parts, &app).await {
+        Ok(caller) => {
+            let Json(me) = me(State(app), headers, caller).await?;
+            Ok(Json(serde_json::json!({ "me": me })))
+        }
+        Err(_) => Ok(Json(serde_json::json!({ "me": null }))),
+    }
 }
 
 /// An argon2id hash of a random password, verified against when a name is unknown.

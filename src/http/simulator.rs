@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::bot::simulator::{ApiFailure, SimUser, Simulator};
 
+/// How long a button press waits for the bot's answer to it.
+const CALLBACK_ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The simulator's routes, with the simulator as their state (usable beside any other router).
 pub fn router<S: Clone + Send + Sync + 'static>(sim: Arc<Simulator>) -> Router<S> {
     Router::new()
@@ -349,8 +352,20 @@ async fn user_callback(
     let (update_id, query_id) = sim
         .user_callback(&user, body.message_id, &body.data)
         .map_err(|f| ApiError::bad_request("bad_callback", f.description))?;
+    // the bot answers a button press at once (Telegram shows the answer over the chat); wait a
+    // moment for it so the chat window can show it the same way
+    let deadline = tokio::time::Instant::now() + CALLBACK_ANSWER_WAIT;
+    let answer = loop {
+        if let Some(a) = sim.callback_answer(&query_id) {
+            break a;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break Value::Null;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
     Ok(Json(
-        json!({"update_id": update_id, "callback_query_id": query_id}),
+        json!({"update_id": update_id, "callback_query_id": query_id, "answer": answer}),
     ))
 }
 
@@ -373,9 +388,14 @@ async fn chat(
         sim.wait_change(q.since, Duration::from_millis(q.wait_ms.min(25_000)))
             .await;
     }
-    Ok(Json(
-        json!({"version": sim.version(), "messages": sim.chat(id, q.since)}),
-    ))
+    // the bot's name and its command menu (as setMyCommands left them), for the chat's header
+    // and its "/" menu
+    Ok(Json(json!({
+        "version": sim.version(),
+        "messages": sim.chat(id, q.since),
+        "bot_username": sim.bot_username(),
+        "commands": {"default": sim.commands(""), "zh": sim.commands("zh")},
+    })))
 }
 
 async fn users(State(sim): Sim) -> Result<Json<Value>, ApiError> {

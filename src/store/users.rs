@@ -42,6 +42,7 @@ pub struct TelegramProfile {
 pub struct UserFilter {
     pub agent_id: Option<i64>,
     pub username: Option<String>,
+    pub telegram_id: Option<i64>,
 }
 
 /// The columns of [`User`], in one place for every query that returns users.
@@ -231,13 +232,15 @@ impl Store {
                     "select ",
                     user_columns!(),
                     " from users where ($1 is null or referred_by_agent_id = $1) \
-                     and ($2 is null or username = $2) order by id limit $3 offset $4"
+                     and ($2 is null or username = $2) and ($5 is null or telegram_id = $5) \
+                     order by id limit $3 offset $4"
                 ),
             )
             .bind(filter.agent_id)
             .bind(&filter.username)
             .bind(page.limit)
             .bind(page.offset)
+            .bind(filter.telegram_id)
             .fetch_all(pool)
             .await?
         }))

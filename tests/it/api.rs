@@ -470,6 +470,19 @@ async fn catalog_endpoints_validate_their_input(db: &TestDb) {
         )
         .await;
     assert_eq!(status, 200);
+    let (status, left) = api.get(&format!("/products/{id}/stock"), &t.operator).await;
+    assert_eq!(
+        (status, left["available"].as_i64()),
+        (200, Some(2)),
+        "{left}"
+    );
+    assert_eq!(api.get("/products/999999/stock", &t.operator).await.0, 404);
+    assert_eq!(
+        api.get(&format!("/products/{id}/stock"), &t.service)
+            .await
+            .0,
+        403
+    );
     let (status, err) = api
         .post(
             &format!("/products/{id}/stock"),
@@ -863,6 +876,18 @@ async fn agents_earn_commissions_and_request_payouts(db: &TestDb) {
     );
     let (_, users) = api.get("/users", &lin).await;
     assert_eq!(users["items"].as_array().unwrap().len(), 1);
+    // by Telegram id: the one customer, or nobody
+    let tg = users["items"][0]["telegram_id"].as_i64().unwrap();
+    let (_, found) = api
+        .get(&format!("/users?telegram_id={tg}"), &t.operator)
+        .await;
+    assert_eq!(
+        found["items"][0]["telegram_id"].as_i64(),
+        Some(tg),
+        "{found}"
+    );
+    let (_, none) = api.get("/users?telegram_id=1", &t.operator).await;
+    assert_eq!(none["items"].as_array().map(Vec::len), Some(0), "{none}");
 
     // a token's last use is recorded, to the minute: a second call soon after writes nothing
     let last_used = || async {

@@ -415,11 +415,19 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     b.goto(&format!("{base}/admin")).await;
     b.type_into("#login-username", "admin").await;
     b.type_into("#login-password", PASSWORD).await;
+    let timed = std::time::Instant::now();
     b.click("#login-submit").await;
     b.wait_until("the overview", "document.querySelector('#panel-title') && document.querySelector('#panel-title').textContent === 'Overview' && document.querySelector('.cards')").await;
     b.wait_until(
         "the demo banner",
         "!document.querySelector('#demo-banner').hidden",
+    )
+    .await;
+    let mut timings = vec![("log in to the overview", timed.elapsed())];
+    // no sales yet: the charts say so instead of drawing empty frames
+    b.wait_until(
+        "empty charts",
+        "document.querySelectorAll('#charts .empty').length === 3",
     )
     .await;
     b.screenshot("overview").await;
@@ -431,6 +439,7 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     b.type_into("#p-name-en", hostile).await;
     b.type_into("#p-name-zh", "钥匙").await;
     b.type_into("#p-price", "7").await;
+    let timed = std::time::Instant::now();
     b.click("#p-save").await;
     b.wait_until(
         "the new product in the table",
@@ -440,12 +449,21 @@ async fn the_demo_end_to_end_in_a_real_browser() {
         ),
     )
     .await;
+    timings.push(("save a product until it is listed", timed.elapsed()));
     assert_eq!(
         b.eval("return document.querySelectorAll('#panel img').length;")
             .await,
         json!(0),
         "the name stays text"
     );
+    // prices read naturally, the top-up is not a zero price, and stock is counted
+    b.wait_until("prices and stock", "(() => { const t = document.querySelector('#panel table').textContent; return t.includes('7 USDT') && t.includes('any amount') && !t.includes('0.000000') && t.includes('In stock'); })()").await;
+    // an invalid price is refused next to its field, in plain words
+    b.click("#p-new").await;
+    b.type_into("#p-name-en", "Broken").await;
+    b.type_into("#p-price", "seven").await;
+    b.click("#p-save").await;
+    b.wait_until("the price error next to the field", "(() => { const e = document.querySelector('[data-field=price] .field-error'); return e && !/line \\d+ column/.test(e.textContent); })()").await;
     b.eval("[...document.querySelectorAll('#panel tr')].find(tr => tr.textContent.includes('Key <img')).querySelectorAll('button')[2].click(); return 1;").await;
     b.type_into("#stock-items", "KEY-AAA\nKEY-BBB").await;
     b.click("#stock-save").await;
@@ -458,9 +476,29 @@ async fn the_demo_end_to_end_in_a_real_browser() {
 
     // buy it as a customer in the Telegram simulator
     b.click("button[data-panel=simulator]").await;
+    // sending before a chat is chosen says why instead of doing nothing
+    b.type_into("#sim-text", "hello").await;
+    b.click("#sim-send").await;
+    b.wait_until("the no-chat notice", "(() => { const e = document.querySelector('[data-field=sim-text] .field-error'); return e && e.textContent.includes('Pick a customer'); })()").await;
     b.type_into("#sim-name", "Dana").await;
+    let timed = std::time::Instant::now();
     b.click("#sim-add").await;
     b.wait_until("the welcome message", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('Welcome'))").await;
+    timings.push(("start a chat until the bot's welcome", timed.elapsed()));
+    // the chat names the bot, bubbles carry times, and the command menu is the bot's own
+    b.wait_until(
+        "the bot's name",
+        "document.querySelector('#sim-title').textContent.includes('@')",
+    )
+    .await;
+    b.wait_until("bubble times", "[...document.querySelectorAll('#sim-chat .bubble .meta')].some(x => /\\d/.test(x.textContent))").await;
+    b.click("#sim-commands").await;
+    b.wait_until(
+        "the command menu",
+        "document.querySelector('#sim-menu button[data-command=help]')",
+    )
+    .await;
+    b.click("#sim-commands").await;
     b.eval("document.querySelector('#sim-chat button[data-callback=\"c:0\"]').click(); return 1;")
         .await;
     b.wait_until("the catalog", "[...document.querySelectorAll('#sim-chat button')].some(x => x.textContent.startsWith('Key <img'))").await;
@@ -480,30 +518,101 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     b.eval("document.querySelector('#sim-chat button[data-callback^=\"q:\"]').click(); return 1;")
         .await;
     b.wait_until("the payment instructions with a QR code", "document.querySelector('#sim-chat .simulate-payment') && document.querySelector('#sim-chat img')").await;
+    // "Check payment" before paying: the bot's answer shows over the chat, as in Telegram
+    let timed = std::time::Instant::now();
+    b.eval("[...document.querySelectorAll('#sim-chat button[data-callback^=\"ck:\"]')].pop().click(); return 1;").await;
+    b.wait_until("the button's answer", "(() => { const n = document.querySelector('#sim-notice'); const a = document.querySelector('#sim-alert'); return (n && n.textContent.length > 0) || a; })()").await;
+    timings.push((
+        "press a button until the bot's answer shows",
+        timed.elapsed(),
+    ));
+    b.eval("const ok = document.querySelector('#sim-alert-ok'); if (ok) ok.click(); return 1;")
+        .await;
     assert_eq!(b.eval("return document.querySelectorAll('#sim-chat img[src^=\"/sim/api/files/\"]').length > 0;").await, json!(true));
     b.screenshot("simulator-instructions").await;
+    let timed = std::time::Instant::now();
     b.click("#sim-chat .simulate-payment").await;
     b.wait_until("the delivery in the chat", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('KEY-AAA'))").await;
+    timings.push(("simulate a payment until the delivery", timed.elapsed()));
     b.screenshot("simulator").await;
 
     // the order is paid in Orders
     b.click("button[data-panel=orders]").await;
     b.wait_until("the delivered order", "[...document.querySelectorAll('#orders-list .badge')].some(x => x.textContent === 'delivered')").await;
+    // the list names the customer and the product with its quantity
+    b.wait_until("customer and product", "(() => { const t = document.querySelector('#orders-list tbody tr').textContent; return t.includes('Dana') && t.includes('× 1') && t.includes('tg '); })()").await;
+    let timed = std::time::Instant::now();
     b.eval("document.querySelector('#orders-list tbody tr').click(); return 1;")
         .await;
-    b.wait_until("the order timeline", "[...document.querySelectorAll('#order-detail td')].some(td => td.textContent === 'order.paid')").await;
+    b.wait_until("the order timeline", "(() => { const li = document.querySelector('#order-timeline li[data-action=\"order.paid\"]'); return li && li.textContent.includes('order paid by'); })()").await;
+    timings.push(("open an order until its timeline", timed.elapsed()));
+    // the timeline is sentences, not JSON, and the page does not grow sideways
+    assert_eq!(
+        b.eval("return document.querySelector('#order-timeline').textContent.includes('{\"');")
+            .await,
+        json!(false)
+    );
+    assert_eq!(
+        b.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+            .await,
+        json!(true)
+    );
+    // the order has its own address: a reload shows it again
+    let url = b.eval("return location.href;").await;
+    assert!(url.as_str().unwrap().contains("#/orders/"), "{url}");
+    b.goto(url.as_str().unwrap()).await;
+    b.wait_until(
+        "the order after a reload",
+        "document.querySelector('#order-timeline li[data-action=\"order.paid\"]')",
+    )
+    .await;
+    // an impossible filter says so in words
+    b.type_into("#o-user", "12ab").await;
+    b.click("#o-filter").await;
+    b.wait_until("the filter error", "(() => { const e = document.querySelector('[data-field=customer] .field-error'); return e && e.textContent.includes('Telegram id') && !e.textContent.includes('invalid digit'); })()").await;
     b.screenshot("orders").await;
+    // another panel, then back: the order again
+    b.click("button[data-panel=payments]").await;
+    b.wait_until("the payments panel", "document.querySelector('#scanners')")
+        .await;
+    b.eval("history.back(); return 1;").await;
+    b.wait_until(
+        "back at the order",
+        "document.querySelector('#order-timeline li[data-action=\"order.paid\"]')",
+    )
+    .await;
 
     for (panel, ready) in [
+        // a sale today: revenue and orders are drawn, with the library's axes and legend
+        (
+            "overview",
+            "document.querySelectorAll('#charts .uplot').length >= 2",
+        ),
         ("payments", "document.querySelector('#scanners table')"),
-        ("agents", "document.querySelector('#panel table')"),
+        (
+            "agents",
+            "document.querySelector('#panel table, #panel .empty')",
+        ),
         ("security", "document.querySelector('#audit table')"),
-        ("bot", "document.querySelector('#broadcasts table')"),
+        (
+            "bot",
+            "document.querySelector('#broadcasts table, #broadcasts .empty')",
+        ),
     ] {
         b.click(&format!("button[data-panel={panel}]")).await;
         b.wait_until(panel, ready).await;
         b.screenshot(panel).await;
     }
+
+    // an agent: the commission in percent, the referral link with a copy button, the figures
+    b.click("button[data-panel=agents]").await;
+    b.type_into("#ag-name", "Rita").await;
+    b.eval("document.getElementById('ag-rate').value = '7.5'; return 1;")
+        .await;
+    b.eval("document.querySelector('#ag-name').form.requestSubmit(); return 1;")
+        .await;
+    b.wait_until("the new agent", "(() => { const r = [...document.querySelectorAll('#panel tbody tr')].find(tr => tr.textContent.includes('Rita')); return r && r.textContent.includes('7.5 %') && r.querySelector('.link code').textContent.includes('?start=ref_') && r.querySelector('button.copy') && r.textContent.includes('0 USDT / 0 USDT / 0 USDT'); })()").await;
+    b.screenshot("agents").await;
 
     // restart the payments subsystem and see it come back
     b.click("button[data-panel=subsystems]").await;
@@ -513,13 +622,54 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     )
     .await;
     b.click("button[data-restart=\"payments\"]").await;
+    // a restart asks first
+    b.wait_until("the confirmation", "document.querySelector('#confirm-yes')")
+        .await;
+    b.click("#confirm-yes").await;
     b.wait_until(
         "payments running again after one restart",
         "(() => { const r = document.querySelector('tr[data-path=\"payments\"]'); return r && r.querySelector('.restarts').textContent === '1' && r.querySelector('.badge').textContent === 'running'; })()",
     )
     .await;
+    assert_eq!(b.eval("return /\\d+ (s|min|h|d)/.test(document.querySelector('tr[data-path=\"payments\"]').textContent);").await, json!(true), "uptime in human units");
     b.screenshot("subsystems").await;
+
+    // a phone: the navigation folds behind the menu button and nothing widens the page
+    b.emulate_phone(390, 844).await;
+    b.goto(&format!("{base}/admin#/orders")).await;
+    b.wait_until(
+        "orders on a phone",
+        "document.querySelector('#orders-list tbody tr')",
+    )
+    .await;
+    assert_eq!(
+        b.eval("return getComputedStyle(document.querySelector('#nav')).display;")
+            .await,
+        json!("none")
+    );
+    assert_eq!(
+        b.eval("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
+            .await,
+        json!(true)
+    );
+    b.screenshot("orders-phone").await;
+    b.click("#menu").await;
+    b.wait_until(
+        "the folded navigation",
+        "getComputedStyle(document.querySelector('#nav')).display !== 'none'",
+    )
+    .await;
+    b.click("button[data-panel=simulator]").await;
+    b.wait_until(
+        "the simulator on a phone",
+        "document.querySelector('#sim-users')",
+    )
+    .await;
+    b.screenshot("simulator-phone").await;
     b.quit().await;
+    for (what, took) in &timings {
+        eprintln!("click to visible: {what}: {} ms", took.as_millis());
+    }
     assert_eq!(app.app.registry.status("payments").unwrap().restarts, 1);
     app.shutdown().await;
 }

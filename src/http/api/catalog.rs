@@ -254,6 +254,31 @@ pub async fn delete_product(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How many stock items of a product are left to sell.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StockLeft {
+    pub product_id: i64,
+    pub available: i64,
+}
+
+#[utoipa::path(get, path = "/products/{id}/stock", tag = "catalog", params(("id" = i64, Path)),
+    responses((status = 200, body = StockLeft), (status = 401), (status = 403), (status = 404)))]
+pub async fn stock_left(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<StockLeft>, ApiError> {
+    caller.require(EDITORS)?;
+    let id = path_id(&id, "id")?;
+    // an unknown product is a 404, not "0 left"
+    app.store.product(id).await?;
+    let available = app.store.stock_available(id).await?;
+    Ok(Json(StockLeft {
+        product_id: id,
+        available,
+    }))
+}
+
 #[utoipa::path(post, path = "/products/{id}/stock", tag = "catalog", params(("id" = i64, Path)), request_body = StockBody,
     responses((status = 200, body = StockAdded), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub async fn add_stock(

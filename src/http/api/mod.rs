@@ -81,7 +81,7 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
             catalog::update_product,
             catalog::delete_product
         ))
-        .routes(routes!(catalog::add_stock))
+        .routes(routes!(catalog::add_stock, catalog::stock_left))
         .routes(routes!(orders::list, orders::create))
         .routes(routes!(orders::get, orders::update))
         .routes(routes!(payments::payment_of_order))
@@ -175,6 +175,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A serde message without its " at line 1 column 94" tail.
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i)
+            if message[i + " at line ".len()..]
+                .split(" column ")
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            message[..i].to_owned()
+        }
+        _ => message.to_owned(),
+    }
+}
+
 /// Parses a JSON document, naming the offending field on failure. Every body is an object.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().copied().find(|b| !b.is_ascii_whitespace());
@@ -204,10 +218,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = e.into_inner();
             if inner.is_data() {
                 let field = if path == "." { None } else { Some(path) };
+                // the field is named apart; where in the body it sat is noise to a person
                 let mut err = ApiError::new(
                     axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_field",
-                    inner.to_string(),
+                    without_position(&inner.to_string()),
                 );
                 err.field = field;
                 Err(err)
@@ -299,4 +314,23 @@ impl<T> Listing<T> {
 pub fn check_text(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
     crate::domain::text::check_text(value, min, max)
         .map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn field_errors_lose_the_position_in_the_body() {
+        assert_eq!(
+            super::without_position("amount is empty at line 1 column 94"),
+            "amount is empty"
+        );
+        assert_eq!(
+            super::without_position("at line 7 of the poem"),
+            "at line 7 of the poem"
+        );
+        let err = super::parse_json::<std::collections::HashMap<String, u8>>(br#"{"price": "x"}"#)
+            .unwrap_err();
+        assert!(!err.message.contains("column"), "{}", err.message);
+        assert_eq!(err.field.as_deref(), Some("price"));
+    }
 }

@@ -34,6 +34,8 @@ pub struct UserQuery {
     /// Only users referred by this agent.
     pub agent_id: Option<i64>,
     pub username: Option<String>,
+    /// Only the user with this Telegram id.
+    pub telegram_id: Option<i64>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
 }
@@ -62,6 +64,7 @@ pub async fn list(
     let filter = UserFilter {
         agent_id,
         username: q.username,
+        telegram_id: q.telegram_id,
     };
     Ok(Json(Listing::new(
         app.store.list_users(&filter, page).await?,

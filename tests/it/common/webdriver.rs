@@ -200,6 +200,21 @@ impl Browser {
         }
     }
 
+    /// Makes the page a phone screen of `width` x `height` CSS pixels (Chrome's device
+    /// emulation, so the media queries see the width exactly).
+    pub async fn emulate_phone(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(
+                json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": true
+                }}),
+            ),
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot under target/screenshots/.
     pub async fn screenshot(&self, name: &str) {
         let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
