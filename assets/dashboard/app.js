@@ -402,13 +402,17 @@ async function payments(root) {
     if (val('t-outcome')) q.set('outcome', val('t-outcome'));
     const r = await api('GET', v1('/payments/transfers?' + q));
     list.replaceChildren(table([
-      ['#', (t) => t.id], ['Tx', (t) => t.txid.slice(0, 14) + '…'], ['From', (t) => t.from_address], ['To', (t) => t.to_address],
-      ['Amount', (t) => t.amount], ['Block time', (t) => fmtTime(t.block_time)], ['Source', (t) => t.source], ['Outcome', (t) => badge(t.outcome)],
+      ['#', (t) => t.id], ['Tx', (t) => el('code', { title: t.txid, text: t.txid.slice(0, 14) + '…' })], ['From', (t) => el('code', { class: 'wrap', text: t.from_address })], ['To', (t) => el('code', { class: 'wrap', text: t.to_address })],
+      ['Amount', (t) => money(t.amount)], ['Block time', (t) => fmtTime(t.block_time)], ['Source', (t) => t.source], ['Outcome', (t) => badge(t.outcome)],
       ['Order', (t) => t.order_id || ''],
       ['', (t) => (t.outcome === 'unmatched' || t.outcome === 'review') ? el('span', {},
         el('input', { id: 'assign-' + t.id, placeholder: 'order id', size: 6 }),
-        el('button', { onclick: guarded(async () => { await api('POST', v1('/payments/transfers/' + t.id + '/assign'), { order_id: Number(val('assign-' + t.id)) }); toast('Assigned'); load(); }) }, 'Assign')) : ''],
-    ], r.items));
+        el('button', { onclick: guarded(async () => {
+          const order = val('assign-' + t.id).trim().replace(/^#/, '');
+          if (!/^\d+$/.test(order)) throw new Error('the number of the pending order this transfer pays');
+          await api('POST', v1('/payments/transfers/' + t.id + '/assign'), { order_id: Number(order) }); toast('Transfer #' + t.id + ' paid order #' + order); load();
+        }) }, 'Assign')) : ''],
+    ], r.items, null, 'No transfers match.'));
     const s = await api('GET', v1('/admin/scanners'));
     document.getElementById('scanners').replaceChildren(table([['Source', (x) => x.source], ['Chain', (x) => x.chain], ['Head', (x) => x.head || ''],
       ['Cursor', (x) => x.cursor || ''], ['Lag (s)', (x) => x.lag_seconds], ['Errors', (x) => x.errors], ['Last error', (x) => x.last_error || '']], s));

@@ -411,8 +411,17 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     let base = format!("http://{}", app.http_addr);
     let b = Browser::start().await;
 
-    // log in
+    // a fresh load, logged out: no request fails (no 401 from asking who is logged in, no 404)
     b.goto(&format!("{base}/admin")).await;
+    b.wait_until("the login form", "!document.querySelector('#login').hidden")
+        .await;
+    assert_eq!(
+        b.eval("return performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).filter(e => e.responseStatus >= 400).map(e => e.name + ' ' + e.responseStatus);").await,
+        json!([]),
+        "failed requests on a fresh load"
+    );
+
+    // log in
     b.type_into("#login-username", "admin").await;
     b.type_into("#login-password", PASSWORD).await;
     let timed = std::time::Instant::now();
@@ -603,6 +612,52 @@ async fn the_demo_end_to_end_in_a_real_browser() {
         b.wait_until(panel, ready).await;
         b.screenshot(panel).await;
     }
+
+    // an operator assigns a transfer that matched nothing to a pending order
+    let (customer, item) = crate::common::shop(&db.store, 777, "3", 1).await;
+    let pending = crate::common::order_for(&app.app, customer.id, &item, 1).await;
+    let wallet = pending.wallet.clone().unwrap();
+    app.app
+        .demo_chain
+        .as_ref()
+        .unwrap()
+        .pay(&wallet, "2.5".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    b.click("button[data-panel=payments]").await;
+    b.wait_until("the unmatched transfer", "[...document.querySelectorAll('#panel tbody tr')].some(tr => tr.textContent.includes('2.5 USDT') && tr.textContent.includes('unmatched'))").await;
+    let row = "[...document.querySelectorAll('#panel tbody tr')].find(tr => tr.textContent.includes('2.5 USDT') && tr.textContent.includes('unmatched'))";
+    b.eval(&format!("const r = {row}; r.querySelector('input').value = '{}'; r.querySelector('button').click(); return 1;", pending.id)).await;
+    b.wait_until("the transfer assigned", "[...document.querySelectorAll('#panel tbody tr')].some(tr => tr.textContent.includes('2.5 USDT') && tr.textContent.includes('assigned'))").await;
+    crate::common::wait_status(
+        &db.store,
+        pending.id,
+        telebot::domain::OrderStatus::Delivered,
+    )
+    .await;
+
+    // a token: shown once with a copy button, listed at once, revoked after a confirmation
+    b.click("button[data-panel=security]").await;
+    b.type_into("#tk-name", "ci-bot").await;
+    b.click("#tk-create").await;
+    b.wait_until("the new token", "(() => { const s = document.querySelector('#new-token .secret'); return s && s.textContent.startsWith('tb_') && document.querySelector('#new-token button.copy') && [...document.querySelectorAll('#tokens tr')].some(tr => tr.textContent.includes('ci-bot') && tr.textContent.includes('live')); })()").await;
+    b.eval("[...document.querySelectorAll('#tokens tr')].find(tr => tr.textContent.includes('ci-bot')).querySelector('button.danger').click(); return 1;").await;
+    b.wait_until(
+        "the revoke question",
+        "document.querySelector('#confirm-yes')",
+    )
+    .await;
+    b.click("#confirm-yes").await;
+    b.wait_until("the token revoked", "[...document.querySelectorAll('#tokens tr')].some(tr => tr.textContent.includes('ci-bot') && tr.textContent.includes('revoked'))").await;
+    b.screenshot("security").await;
+
+    // a broadcast: sent to the one customer, listed with its progress
+    b.click("button[data-panel=bot]").await;
+    b.type_into("#bc-text", "<b>Sale</b> today").await;
+    b.click("#bc-send").await;
+    b.wait_until("the broadcast listed", "[...document.querySelectorAll('#broadcasts tr')].some(tr => tr.textContent.includes('Sale'))").await;
+    b.screenshot("bot").await;
 
     // an agent: the commission in percent, the referral link with a copy button, the figures
     b.click("button[data-panel=agents]").await;
