@@ -175,6 +175,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// What a query parameter's parse failure means, for a person.
+fn plain_parse_error(message: &str) -> String {
+    if message.contains("invalid digit") || message.contains("cannot parse integer") {
+        "must be a whole number".to_owned()
+    } else if message.contains("number too large") || message.contains("number too small") {
+        "is out of range".to_owned()
+    } else if message.contains("float literal") {
+        "must be a number".to_owned()
+    } else if message.contains("provided string was not `true` or `false`") {
+        "must be true or false".to_owned()
+    } else {
+        message.to_owned()
+    }
+}
+
 /// A serde message without its " at line 1 column 94" tail.
 fn without_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -244,14 +259,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(query)
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
             .map(ApiQuery)
             .map_err(|e| {
-                ApiError::new(
+                // the parameter is named apart, and Rust's parse texts become words
+                let field = e.path().to_string();
+                let mut err = ApiError::new(
                     axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_query",
-                    e.to_string(),
-                )
+                    plain_parse_error(&e.into_inner().to_string()),
+                );
+                err.field = (field != ".").then_some(field);
+                err
             })
     }
 }
