@@ -20,12 +20,23 @@ use crate::domain::{
 };
 
 /// An order, read inside the transaction.
-async fn order_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Option<Order>> {
+async fn order_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Order> {
     tx.fetch_optional(
         concat!("select ", order_columns!(), " from orders where id = $1"),
         &[order_id.into()],
     )
-    .await
+    .await?
+    .ok_or(StoreError::NotFound("order"))
+}
+
+/// The order if it still waits for payment, or the status it has instead.
+async fn pending_order(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Result<Order, OrderStatus>> {
+    let order = order_in(tx, order_id).await?;
+    Ok(if order.status == OrderStatus::PendingPayment {
+        Ok(order)
+    } else {
+        Err(order.status)
+    })
 }
 
 /// The status an order has now, read inside the transaction (after losing a race).
@@ -232,9 +243,7 @@ impl Paid {
         .await?;
         enqueue_callback(tx, callbacks, OrderStatus::Paid, order.id).await?;
         fulfil(tx, order, self.now, ctx, self.credit, self.transfer_id).await?;
-        let paid = order_in(tx, order.id)
-            .await?
-            .ok_or(StoreError::NotFound("order"))?;
+        let paid = order_in(tx, order.id).await?;
         Ok(PayOutcome::Paid(Box::new(paid)))
     }
 }
@@ -249,12 +258,10 @@ async fn pay(
     callbacks: bool,
 ) -> StoreResult<PayOutcome> {
     let now = now_ms();
-    let order = order_in(tx, order_id)
-        .await?
-        .ok_or(StoreError::NotFound("order"))?;
-    if order.status != OrderStatus::PendingPayment {
-        return Ok(PayOutcome::NotPending(order.status));
-    }
+    let order = match pending_order(tx, order_id).await? {
+        Ok(order) => order,
+        Err(status) => return Ok(PayOutcome::NotPending(status)),
+    };
     let transfer: Transfer = tx
         .fetch_optional(
             concat!(
@@ -347,12 +354,10 @@ async fn pay_from_balance(
     callbacks: bool,
 ) -> StoreResult<PayOutcome> {
     let now = now_ms();
-    let order = order_in(tx, order_id)
-        .await?
-        .ok_or(StoreError::NotFound("order"))?;
-    if order.status != OrderStatus::PendingPayment {
-        return Ok(PayOutcome::NotPending(order.status));
-    }
+    let order = match pending_order(tx, order_id).await? {
+        Ok(order) => order,
+        Err(status) => return Ok(PayOutcome::NotPending(status)),
+    };
     if order.kind == ProductKind::Topup {
         return Ok(PayOutcome::DoesNotFit(Misfit::TopupFromBalance));
     }
@@ -403,9 +408,7 @@ async fn move_paid_order(
     who: &str,
     callbacks: bool,
 ) -> StoreResult<(Order, Order)> {
-    let before = order_in(tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("order"))?;
+    let before = order_in(tx, id).await?;
     if before.status == OrderStatus::PendingPayment {
         return Err(StoreError::Conflict(
             "a pending order is paid by a transfer or cancelled, not moved by hand".to_owned(),
@@ -640,9 +643,7 @@ impl Store {
         let Some(transfer) = transfer else {
             return Ok(Placed::AlreadySettled);
         };
-        let order = order_in(&mut tx, order_id)
-            .await?
-            .ok_or(StoreError::NotFound("order"))?;
+        let order = order_in(&mut tx, order_id).await?;
         let user_id = order.user_id;
         tx.apply_ledger(
             user_id,
