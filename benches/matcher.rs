@@ -4,6 +4,11 @@
 //! creation failed), so the table stays small; a paid or expired amount would rest in
 //! quarantine and fill the slots.
 //!
+//! Two more groups: `matcher_fill` runs the same pair on the bare table with 0, 50, 90 and 99 %
+//! of one wallet's `max_slots` already held by pending orders (the cost of finding a free slot
+//! as a wallet fills), and `actor_floor` is the call round trip of an empty ractor actor in the
+//! same runtime, the framework's floor for the matcher's round trip.
+//!
 //! `cargo bench --bench matcher`
 
 use std::sync::Arc;
@@ -88,6 +93,94 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let mut fill = c.benchmark_group("matcher_fill");
+    fill.throughput(Throughput::Elements(1));
+    fill.measurement_time(Duration::from_secs(3));
+    for percent in [0u32, 50, 90, 99] {
+        fill.bench_function(format!("table_allocate_release_at_{percent}pct"), |b| {
+            let mut table = AllocationTable::new(RULES, 1);
+            let held = RULES.max_slots * percent / 100;
+            for order in 0..i64::from(held) {
+                table.allocate(1_000_000 + order, PRICE, 0).unwrap();
+            }
+            let mut order = 0i64;
+            b.iter(|| {
+                order += 1;
+                let a = table.allocate(order, PRICE, 0).unwrap();
+                table.release(order, Release::Free, 0);
+                a
+            })
+        });
+    }
+    fill.finish();
+
+    let echo = rt.block_on(async {
+        let (actor, _) = Actor::spawn(None, Echo, ()).await.unwrap();
+        actor
+    });
+    let mut floor = c.benchmark_group("actor_floor");
+    floor.throughput(Throughput::Elements(1));
+    floor.measurement_time(Duration::from_secs(5));
+    floor.bench_function("empty_actor_call", |b| {
+        b.iter_custom(|iters| {
+            let echo = echo.clone();
+            rt.block_on(async move {
+                let per_caller = iters.div_ceil(CALLERS);
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..CALLERS {
+                    let e = echo.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for i in 0..per_caller {
+                            // with a timeout, as every handle calls
+                            let v = e
+                                .call(|reply| EchoMsg(i, reply), Some(Duration::from_secs(5)))
+                                .await
+                                .unwrap();
+                            assert!(matches!(v, ractor::rpc::CallResult::Success(x) if x == i));
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_caller * CALLERS) as f64)
+            })
+        })
+    });
+    floor.finish();
+}
+
+/// An actor that answers every call with what it was given: nothing but the framework.
+struct Echo;
+
+struct EchoMsg(u64, ractor::RpcReplyPort<u64>);
+
+impl Actor for Echo {
+    type Msg = EchoMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _: ractor::ActorRef<EchoMsg>,
+        _: (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ractor::ActorRef<EchoMsg>,
+        EchoMsg(v, reply): EchoMsg,
+        _: &mut (),
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        let _ = reply.send(v);
+        Ok(())
+    }
 }
 
 criterion_group!(benches, bench);
