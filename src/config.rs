@@ -978,6 +978,8 @@ mod tests {
     #[test]
     fn defaults_load_and_validate() {
         let c = Config::load_with_env(FileLayer::None, env(&[])).unwrap();
+        // the warning about the demo's bot name knows the name config.toml ships
+        assert_eq!(c.telegram.bot_username, DEMO_BOT_USERNAME);
         assert_eq!(c.http.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(c.payments.window, Duration::from_secs(900));
         assert_eq!(c.payments.amount_step.micros(), 1_000);

@@ -166,29 +166,25 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
-/// Runs `$body` inside a transaction bound to `$tx`, committed when the body completes; an early
-/// return (`?`) drops the transaction, which rolls it back. SQLite transactions start with
-/// `begin immediate` so that two writers queue on the busy timeout instead of failing on a lock
-/// upgrade.
+/// Runs `$body` inside a transaction (opened by [`Store::begin`]) with `$tx` bound to its
+/// connection of either driver, committed when the body completes; an early return (`?`) drops
+/// the transaction, which rolls it back.
 macro_rules! in_tx {
-    ($store:expr, $tx:ident => $body:expr) => {
-        match &$store.db {
-            $crate::store::Db::Sqlite(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = pool.begin_with("begin immediate").await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let mut transaction = $store.begin().await?;
+        let out = match &mut transaction {
+            $crate::store::tx::Transaction::Sqlite(t) => {
+                let $tx: &mut sqlx::SqliteConnection = t;
+                $body
             }
-            $crate::store::Db::Postgres(pool) => {
-                #[allow(unused_mut)]
-                let mut $tx = pool.begin().await?;
-                let out = $body;
-                $tx.commit().await?;
-                out
+            $crate::store::tx::Transaction::Postgres(t) => {
+                let $tx: &mut sqlx::PgConnection = t;
+                $body
             }
-        }
-    };
+        };
+        transaction.commit().await?;
+        out
+    }};
 }
 pub(crate) use in_tx;
 

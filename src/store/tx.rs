@@ -127,6 +127,17 @@ impl<'c> From<&'c mut PgConnection> for Tx<'c> {
     }
 }
 
+/// Runs `$body` with `$c` bound to the connection of whichever driver `$tx` holds; the body is
+/// compiled once per driver.
+macro_rules! on_conn {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite($c) => $body,
+            Tx::Postgres($c) => $body,
+        }
+    };
+}
+
 impl Tx<'_> {
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn execute(
@@ -134,16 +145,9 @@ impl Tx<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> StoreResult<u64> {
-        Ok(match self {
-            Tx::Sqlite(c) => bind_args!(sqlx::query(sql), args)
-                .execute(&mut **c)
-                .await?
-                .rows_affected(),
-            Tx::Postgres(c) => bind_args!(sqlx::query(sql), args)
-                .execute(&mut **c)
-                .await?
-                .rows_affected(),
-        })
+        Ok(
+            on_conn!(self, c => bind_args!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected()),
+        )
     }
 
     pub(crate) async fn fetch_optional<T: Row>(
@@ -151,18 +155,9 @@ impl Tx<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> StoreResult<Option<T>> {
-        Ok(match self {
-            Tx::Sqlite(c) => {
-                bind_args!(sqlx::query_as(sql), args)
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
-            Tx::Postgres(c) => {
-                bind_args!(sqlx::query_as(sql), args)
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
-        })
+        Ok(
+            on_conn!(self, c => bind_args!(sqlx::query_as(sql), args).fetch_optional(&mut **c).await?),
+        )
     }
 
     pub(crate) async fn scalar_optional<T: Scalar>(
@@ -170,18 +165,9 @@ impl Tx<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> StoreResult<Option<T>> {
-        Ok(match self {
-            Tx::Sqlite(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
-            Tx::Postgres(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_optional(&mut **c)
-                    .await?
-            }
-        })
+        Ok(
+            on_conn!(self, c => bind_args!(sqlx::query_scalar(sql), args).fetch_optional(&mut **c).await?),
+        )
     }
 
     pub(crate) async fn scalar_one<T: Scalar>(
@@ -189,18 +175,9 @@ impl Tx<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> StoreResult<T> {
-        Ok(match self {
-            Tx::Sqlite(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_one(&mut **c)
-                    .await?
-            }
-            Tx::Postgres(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_one(&mut **c)
-                    .await?
-            }
-        })
+        Ok(
+            on_conn!(self, c => bind_args!(sqlx::query_scalar(sql), args).fetch_one(&mut **c).await?),
+        )
     }
 
     pub(crate) async fn scalar_all<T: Scalar>(
@@ -208,18 +185,9 @@ impl Tx<'_> {
         sql: &'static str,
         args: &[Arg<'_>],
     ) -> StoreResult<Vec<T>> {
-        Ok(match self {
-            Tx::Sqlite(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_all(&mut **c)
-                    .await?
-            }
-            Tx::Postgres(c) => {
-                bind_args!(sqlx::query_scalar(sql), args)
-                    .fetch_all(&mut **c)
-                    .await?
-            }
-        })
+        Ok(
+            on_conn!(self, c => bind_args!(sqlx::query_scalar(sql), args).fetch_all(&mut **c).await?),
+        )
     }
 }
 
@@ -250,7 +218,7 @@ impl Transaction {
 }
 
 impl Store {
-    /// Opens a transaction.
+    /// Opens a transaction: the one place that knows SQLite's begin immediate.
     pub(crate) async fn begin(&self) -> StoreResult<Transaction> {
         Ok(match &self.db {
             Db::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("begin immediate").await?),
