@@ -539,6 +539,24 @@ impl Simulator {
             query_id.to_owned(),
             json!({"text": text, "show_alert": show_alert}),
         );
+        self.changed.notify_waiters();
+    }
+
+    /// The bot's answer to a button press, waiting up to `timeout` for the bot to give it.
+    pub async fn wait_callback_answer(&self, query_id: &str, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // registered before the check, so an answer given in between still wakes us
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(answer) = self.callback_answer(query_id) {
+                return Some(answer);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.callback_answer(query_id);
+            }
+        }
     }
 
     /// The username the simulated bot answers as.

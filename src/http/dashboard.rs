@@ -14,6 +14,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -322,12 +323,16 @@ async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Respo
 
 async fn me(
     State(app): State<AppState>,
-    headers: HeaderMap,
     caller: Caller,
+    request: axum::extract::Request,
 ) -> Result<Json<Me>, ApiError> {
-    let (mut parts, _) = axum::http::Request::new(()).into_parts();
-    parts.headers = headers;
-    let csrf = match super::auth::cookie(&parts, SESSION_COOKIE) {
+    let (parts, _) = request.into_parts();
+    Ok(Json(session_of(&app, &parts, caller).await?))
+}
+
+/// What the page needs of a logged-in caller, with the CSRF token of its session cookie.
+async fn session_of(app: &AppState, parts: &Parts, caller: Caller) -> Result<Me, ApiError> {
+    let csrf = match super::auth::cookie(parts, SESSION_COOKIE) {
         Some(c) => app
             .store
             .dashboard_session(&hash_token(c))
@@ -336,7 +341,7 @@ async fn me(
             .unwrap_or_default(),
         None => String::new(),
     };
-    Ok(Json(me_of(&app, caller.name, caller.role, csrf)))
+    Ok(me_of(app, caller.name, caller.role, csrf))
 }
 
 /// Who is logged in, if anyone: what the page asks on a fresh load. Unlike `/admin/api/me` it
@@ -347,12 +352,10 @@ async fn session(
     request: axum::extract::Request,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (mut parts, _) = request.into_parts();
-    let headers = parts.headers.clone();
     match Caller::from_request_parts(&mut parts, &app).await {
-        Ok(caller) => {
-            let Json(me) = me(State(app), headers, caller).await?;
-            Ok(Json(serde_json::json!({ "me": me })))
-        }
+        Ok(caller) => Ok(Json(
+            serde_json::json!({ "me": session_of(&app, &parts, caller).await? }),
+        )),
         Err(_) => Ok(Json(serde_json::json!({ "me": null }))),
     }
 }

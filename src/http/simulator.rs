@@ -354,16 +354,10 @@ async fn user_callback(
         .map_err(|f| ApiError::bad_request("bad_callback", f.description))?;
     // the bot answers a button press at once (Telegram shows the answer over the chat); wait a
     // moment for it so the chat window can show it the same way
-    let deadline = tokio::time::Instant::now() + CALLBACK_ANSWER_WAIT;
-    let answer = loop {
-        if let Some(a) = sim.callback_answer(&query_id) {
-            break a;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            break Value::Null;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    };
+    let answer = sim
+        .wait_callback_answer(&query_id, CALLBACK_ANSWER_WAIT)
+        .await
+        .unwrap_or(Value::Null);
     Ok(Json(
         json!({"update_id": update_id, "callback_query_id": query_id, "answer": answer}),
     ))
