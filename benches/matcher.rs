@@ -4,10 +4,12 @@
 //! creation failed), so the table stays small; a paid or expired amount would rest in
 //! quarantine and fill the slots.
 //!
-//! Two more groups: `matcher_fill` runs the same pair on the bare table with 0, 50, 90 and 99 %
-//! of one wallet's `max_slots` already held by pending orders (the cost of finding a free slot
-//! as a wallet fills), and `actor_floor` is the call round trip of an empty ractor actor in the
-//! same runtime, the framework's floor for the matcher's round trip.
+//! Two more groups: `matcher_fill` runs the same pair on the bare table and through the actor
+//! with 0, 50, 90 and 99 % of the slots already held by pending orders, on one wallet and on
+//! four (filled in the order they are tried), which is the cost of finding a free slot as
+//! wallets fill; `actor_floor` is an empty ractor actor in the same runtime answering a call,
+//! and a call followed by a cast (what one allocate + release pair sends), the framework's
+//! floor for the matcher's round trip.
 //!
 //! `cargo bench --bench matcher`
 
@@ -37,19 +39,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let handle = rt.block_on(async {
-        let slot = ActorSlot::new();
-        let matcher = Matcher {
-            chain: "tron".into(),
-            token: "USDT".into(),
-            wallets: vec!["TJmmqjb1DK9TTZbQXzRQ2AuA94z4gKAPFh".into()],
-            rules: RULES,
-            store: None,
-        };
-        let (actor, _) = Actor::spawn(None, matcher, ()).await.unwrap();
-        slot.set(actor);
-        Arc::new(MatcherHandle::new(slot))
-    });
+    let handle = rt.block_on(matcher(1));
 
     let mut group = c.benchmark_group("matcher");
     group.throughput(Throughput::Elements(1));
@@ -67,51 +57,41 @@ fn bench(c: &mut Criterion) {
     });
 
     group.bench_function("actor_allocate_release", |b| {
-        b.iter_custom(|iters| {
-            let handle = handle.clone();
-            rt.block_on(async move {
-                let per_caller = iters.div_ceil(CALLERS);
-                let start = Instant::now();
-                let mut tasks = Vec::new();
-                for caller in 0..CALLERS {
-                    let h = handle.clone();
-                    tasks.push(tokio::spawn(async move {
-                        for i in 0..per_caller {
-                            let order = (caller as i64) << 40 | i as i64;
-                            h.allocate(order, PRICE).await.unwrap().unwrap();
-                            h.release(order, Release::Free).unwrap();
-                        }
-                    }));
-                }
-                for t in tasks {
-                    t.await.unwrap();
-                }
-                start
-                    .elapsed()
-                    .mul_f64(iters as f64 / (per_caller * CALLERS) as f64)
-            })
-        })
+        b.iter_custom(|iters| rt.block_on(pairs(handle.clone(), iters)))
     });
     group.finish();
 
     let mut fill = c.benchmark_group("matcher_fill");
     fill.throughput(Throughput::Elements(1));
+    fill.warm_up_time(Duration::from_secs(1));
     fill.measurement_time(Duration::from_secs(3));
-    for percent in [0u32, 50, 90, 99] {
-        fill.bench_function(format!("table_allocate_release_at_{percent}pct"), |b| {
-            let mut table = AllocationTable::new(RULES, 1);
-            let held = RULES.max_slots * percent / 100;
-            for order in 0..i64::from(held) {
-                table.allocate(1_000_000 + order, PRICE, 0).unwrap();
-            }
-            let mut order = 0i64;
-            b.iter(|| {
-                order += 1;
-                let a = table.allocate(order, PRICE, 0).unwrap();
-                table.release(order, Release::Free, 0);
-                a
-            })
-        });
+    for wallets in [1usize, 4] {
+        for percent in [0u32, 50, 90, 99] {
+            let held = i64::from(RULES.max_slots) * wallets as i64 * i64::from(percent) / 100;
+            fill.bench_function(format!("table_{wallets}w_{percent}pct"), |b| {
+                let mut table = AllocationTable::new(RULES, wallets);
+                for order in 0..held {
+                    table.allocate(HELD + order, PRICE, 0).unwrap();
+                }
+                let mut order = 0i64;
+                b.iter(|| {
+                    order += 1;
+                    let a = table.allocate(order, PRICE, 0).unwrap();
+                    table.release(order, Release::Free, 0);
+                    a
+                })
+            });
+            let handle = rt.block_on(async {
+                let handle = matcher(wallets).await;
+                for order in 0..held {
+                    handle.allocate(HELD + order, PRICE).await.unwrap().unwrap();
+                }
+                handle
+            });
+            fill.bench_function(format!("actor_{wallets}w_{percent}pct"), |b| {
+                b.iter_custom(|iters| rt.block_on(pairs(handle.clone(), iters)))
+            });
+        }
     }
     fill.finish();
 
@@ -135,7 +115,10 @@ fn bench(c: &mut Criterion) {
                         for i in 0..per_caller {
                             // with a timeout, as every handle calls
                             let v = e
-                                .call(|reply| EchoMsg(i, reply), Some(Duration::from_secs(5)))
+                                .call(
+                                    |reply| EchoMsg(i, Some(reply)),
+                                    Some(Duration::from_secs(5)),
+                                )
                                 .await
                                 .unwrap();
                             assert!(matches!(v, ractor::rpc::CallResult::Success(x) if x == i));
@@ -151,13 +134,87 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
+    floor.bench_function("empty_actor_call_and_cast", |b| {
+        b.iter_custom(|iters| {
+            let echo = echo.clone();
+            rt.block_on(async move {
+                let per_caller = iters.div_ceil(CALLERS);
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..CALLERS {
+                    let e = echo.clone();
+                    tasks.push(tokio::spawn(async move {
+                        for i in 0..per_caller {
+                            let v = e
+                                .call(
+                                    |reply| EchoMsg(i, Some(reply)),
+                                    Some(Duration::from_secs(5)),
+                                )
+                                .await
+                                .unwrap();
+                            assert!(matches!(v, ractor::rpc::CallResult::Success(x) if x == i));
+                            e.cast(EchoMsg(i, None)).unwrap();
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_caller * CALLERS) as f64)
+            })
+        })
+    });
     floor.finish();
+}
+
+/// Order ids of the holds that fill the table before a measurement.
+const HELD: i64 = 1 << 50;
+
+/// A matcher actor with `wallets` receiving wallets and an empty table.
+async fn matcher(wallets: usize) -> Arc<MatcherHandle> {
+    let slot = ActorSlot::new();
+    let matcher = Matcher {
+        chain: "tron".into(),
+        token: "USDT".into(),
+        wallets: (0..wallets).map(|i| format!("wallet-{i}")).collect(),
+        rules: RULES,
+        store: None,
+    };
+    let (actor, _) = Actor::spawn(None, matcher, ()).await.unwrap();
+    slot.set(actor);
+    Arc::new(MatcherHandle::new(slot))
+}
+
+/// `iters` allocate (call) + release (cast) pairs from `CALLERS` concurrent callers; the time
+/// per pair, scaled to `iters`.
+async fn pairs(handle: Arc<MatcherHandle>, iters: u64) -> Duration {
+    let per_caller = iters.div_ceil(CALLERS);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for caller in 0..CALLERS {
+        let h = handle.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_caller {
+                let order = (caller as i64) << 40 | i as i64;
+                h.allocate(order, PRICE).await.unwrap().unwrap();
+                h.release(order, Release::Free).unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (per_caller * CALLERS) as f64)
 }
 
 /// An actor that answers every call with what it was given: nothing but the framework.
 struct Echo;
 
-struct EchoMsg(u64, ractor::RpcReplyPort<u64>);
+struct EchoMsg(u64, Option<ractor::RpcReplyPort<u64>>);
 
 impl Actor for Echo {
     type Msg = EchoMsg;
@@ -178,7 +235,9 @@ impl Actor for Echo {
         EchoMsg(v, reply): EchoMsg,
         _: &mut (),
     ) -> Result<(), ractor::ActorProcessingErr> {
-        let _ = reply.send(v);
+        if let Some(reply) = reply {
+            let _ = reply.send(v);
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! A plain data structure with its invariant (an amount on a wallet has at most one holder); the
 //! payment matcher actor owns the one instance, the database mirrors it under a unique index.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::Money;
 
@@ -110,7 +110,9 @@ pub struct TableRules {
     pub quarantine_ms: i64,
 }
 
-/// The table itself: `(wallet index, amount) -> hold`, with an index by order.
+/// The table itself: `(wallet index, amount) -> hold`, with an index by order and, per wallet
+/// and price, a bitmap of the slots above that price, so finding the smallest free amount does
+/// not get slower as a wallet fills.
 #[derive(Debug, Clone)]
 pub struct AllocationTable {
     rules: TableRules,
@@ -119,10 +121,93 @@ pub struct AllocationTable {
     by_order: HashMap<i64, (usize, i64)>,
     /// Holds of pending orders, kept as they change so reading it costs nothing.
     pending: usize,
+    /// One per wallet that amounts are handed out on.
+    slots: Vec<WalletSlots>,
+    /// Quarantines and holds elsewhere by the time they end: `(until, wallet, amount)`.
+    timed: BTreeSet<(i64, usize, i64)>,
+}
+
+/// Which amounts of one wallet are held, and the bitmaps of the prices being sold.
+#[derive(Debug, Clone, Default)]
+struct WalletSlots {
+    held: BTreeSet<i64>,
+    /// `(price mod step, price) -> lane`: the lanes an amount falls in are one range.
+    lanes: BTreeMap<(i64, i64), Lane>,
+}
+
+/// The slots of one price on one wallet: bit `k - 1` is set while `price + k * step` is held.
+/// A lane is made from `WalletSlots::held` when its price is first sold, and dropped by
+/// [`AllocationTable::purge`] once nothing in it is held.
+#[derive(Debug, Clone)]
+struct Lane {
+    words: Vec<u64>,
+    /// Bit `i` is set while `words[i]` is full.
+    full: Vec<u64>,
+    held: u32,
+}
+
+impl Lane {
+    fn new(slots: u32) -> Lane {
+        let n = (slots as usize).div_ceil(64);
+        let mut words = vec![0u64; n];
+        // the bits past the last slot count as held, so they are never offered
+        let tail = slots as usize % 64;
+        if tail != 0 {
+            words[n - 1] = !0u64 << tail;
+        }
+        Lane {
+            words,
+            full: vec![0u64; n.div_ceil(64)],
+            held: 0,
+        }
+    }
+
+    fn set(&mut self, k: u32) {
+        let (w, bit) = ((k - 1) as usize / 64, (k - 1) % 64);
+        if self.words[w] & (1 << bit) == 0 {
+            self.words[w] |= 1 << bit;
+            self.held += 1;
+            if self.words[w] == u64::MAX {
+                self.full[w / 64] |= 1 << (w % 64);
+            }
+        }
+    }
+
+    fn clear(&mut self, k: u32) {
+        let (w, bit) = ((k - 1) as usize / 64, (k - 1) % 64);
+        if self.words[w] & (1 << bit) != 0 {
+            self.words[w] &= !(1 << bit);
+            self.held -= 1;
+            self.full[w / 64] &= !(1 << (w % 64));
+        }
+    }
+
+    /// The smallest free slot (1-based), reading one summary word per 4,096 slots and one
+    /// slot word.
+    fn first_free(&self) -> Option<u32> {
+        let (j, f) = self
+            .full
+            .iter()
+            .enumerate()
+            .find(|(_, f)| **f != u64::MAX)?;
+        let w = j * 64 + (!f).trailing_zeros() as usize;
+        let word = self.words.get(w)?;
+        Some((w * 64) as u32 + (!word).trailing_zeros() + 1)
+    }
 }
 
 fn is_pending(h: Option<&Hold>) -> bool {
     matches!(h, Some(Hold::Pending { .. }))
+}
+
+impl Hold {
+    /// When a quarantine or a hold elsewhere ends (a pending hold ends when it is released).
+    fn until(self) -> Option<i64> {
+        match self {
+            Hold::Quarantined { until, .. } | Hold::Elsewhere { until } => Some(until),
+            Hold::Pending { .. } => None,
+        }
+    }
 }
 
 impl AllocationTable {
@@ -133,6 +218,8 @@ impl AllocationTable {
             holds: HashMap::new(),
             by_order: HashMap::new(),
             pending: 0,
+            slots: vec![WalletSlots::default(); wallets],
+            timed: BTreeSet::new(),
         }
     }
 
@@ -156,19 +243,7 @@ impl AllocationTable {
 
     /// Puts back a hold read from the database (rebuild at start).
     pub fn restore(&mut self, wallet_index: usize, amount: Money, hold: Hold) {
-        let key = (wallet_index, amount.micros());
-        if is_pending(Some(&hold)) {
-            self.pending += 1;
-        }
-        if let Some(old) = self.holds.insert(key, hold) {
-            self.pending -= usize::from(is_pending(Some(&old)));
-            if let Some(id) = old.order_id() {
-                self.by_order.remove(&id);
-            }
-        }
-        if let Some(id) = hold.order_id() {
-            self.by_order.insert(id, key);
-        }
+        self.put((wallet_index, amount.micros()), hold);
     }
 
     /// Hands `order_id` the smallest free amount above `price`, trying wallets in order.
@@ -188,56 +263,64 @@ impl AllocationTable {
                 expires_at: *expires_at,
             });
         }
-        let step = self.rules.step.micros();
-        let mut retry_at = i64::MAX;
+        // a finished quarantine frees its slot: drop them all, so "no hold" means "free"
+        self.expire(now);
         for wallet in 0..self.wallets {
-            for k in 1..=i64::from(self.rules.max_slots) {
-                let Some(amount) = price.micros().checked_add(k * step) else {
-                    break;
-                };
-                let key = (wallet, amount);
-                let free = match self.holds.get(&key) {
-                    None => true,
-                    Some(Hold::Quarantined { until, .. } | Hold::Elsewhere { until })
-                        if *until <= now =>
-                    {
-                        true
-                    }
-                    Some(Hold::Quarantined { until, .. } | Hold::Elsewhere { until }) => {
-                        retry_at = retry_at.min(*until);
-                        false
-                    }
-                    Some(Hold::Pending { expires_at, .. }) => {
-                        retry_at = retry_at.min(expires_at + self.rules.quarantine_ms);
-                        false
-                    }
-                };
-                if free {
-                    let expires_at = now + self.rules.window_ms;
-                    // only a finished quarantine can be replaced here
-                    if let Some(old) = self.holds.insert(
-                        key,
-                        Hold::Pending {
-                            order_id,
-                            expires_at,
-                        },
-                    ) && let Some(id) = old.order_id()
-                    {
-                        self.by_order.remove(&id);
-                    }
-                    self.pending += 1;
-                    self.by_order.insert(order_id, key);
-                    return Ok(Allocation {
-                        wallet,
-                        amount: Money::from_micros(amount),
-                        expires_at,
-                    });
-                }
-            }
+            let Some(amount) = self.first_free(wallet, price.micros()) else {
+                continue;
+            };
+            let expires_at = now + self.rules.window_ms;
+            self.put(
+                (wallet, amount),
+                Hold::Pending {
+                    order_id,
+                    expires_at,
+                },
+            );
+            return Ok(Allocation {
+                wallet,
+                amount: Money::from_micros(amount),
+                expires_at,
+            });
         }
         Err(SlotsExhausted {
-            retry_at: if retry_at == i64::MAX { now } else { retry_at },
+            retry_at: self.first_freeing(price.micros()).unwrap_or(now),
         })
+    }
+
+    /// The smallest free amount above `price` on `wallet`.
+    fn first_free(&mut self, wallet: usize, price: i64) -> Option<i64> {
+        let (step, max) = (self.rules.step.micros(), self.rules.max_slots);
+        let WalletSlots { held, lanes } = &mut self.slots[wallet];
+        let lane = lanes
+            .entry((price.rem_euclid(step), price))
+            .or_insert_with(|| {
+                let mut lane = Lane::new(max);
+                let top = price.saturating_add(step.saturating_mul(i64::from(max)));
+                for &a in held.range(price.saturating_add(1)..=top) {
+                    if (a - price) % step == 0 {
+                        lane.set(((a - price) / step) as u32);
+                    }
+                }
+                lane
+            });
+        lane.first_free()
+            .and_then(|k| price.checked_add(i64::from(k).checked_mul(step)?))
+    }
+
+    /// When the first slot above `price` frees, on any wallet (all are held).
+    fn first_freeing(&self, price: i64) -> Option<i64> {
+        let step = self.rules.step.micros();
+        (0..self.wallets)
+            .flat_map(|w| {
+                (1..=i64::from(self.rules.max_slots))
+                    .map_while(move |k| Some((w, price.checked_add(k.checked_mul(step)?)?)))
+            })
+            .filter_map(|key| match self.holds.get(&key)? {
+                Hold::Pending { expires_at, .. } => Some(expires_at + self.rules.quarantine_ms),
+                Hold::Quarantined { until, .. } | Hold::Elsewhere { until } => Some(*until),
+            })
+            .min()
     }
 
     /// Ends an order's hold: quarantined until `now + quarantine`, or freed at once.
@@ -246,21 +329,17 @@ impl AllocationTable {
         let Some(key) = self.by_order.get(&order_id).copied() else {
             return false;
         };
-        self.pending -= usize::from(is_pending(self.holds.get(&key)));
         match release {
             Release::Free => {
-                self.holds.remove(&key);
-                self.by_order.remove(&order_id);
+                self.take(key);
             }
-            Release::Quarantine => {
-                self.holds.insert(
-                    key,
-                    Hold::Quarantined {
-                        order_id,
-                        until: now + self.rules.quarantine_ms,
-                    },
-                );
-            }
+            Release::Quarantine => self.put(
+                key,
+                Hold::Quarantined {
+                    order_id,
+                    until: now + self.rules.quarantine_ms,
+                },
+            ),
         }
         true
     }
@@ -281,25 +360,91 @@ impl AllocationTable {
         }
     }
 
-    /// Drops quarantines that are over; returns how many.
+    /// Drops quarantines (and holds elsewhere) that are over, and the bitmaps of prices with
+    /// nothing held; returns how many holds were dropped.
     pub fn purge(&mut self, now: i64) -> usize {
-        let before = self.holds.len();
-        let by_order = &mut self.by_order;
-        self.holds.retain(|_, h| match h {
-            Hold::Quarantined { until, order_id } if *until <= now => {
-                by_order.remove(order_id);
-                false
-            }
-            Hold::Elsewhere { until } => *until > now,
-            _ => true,
-        });
-        before - self.holds.len()
+        let dropped = self.expire(now);
+        for ws in &mut self.slots {
+            ws.lanes.retain(|_, lane| lane.held > 0);
+        }
+        dropped
+    }
+
+    /// Drops quarantines (and holds elsewhere) that are over; returns how many.
+    fn expire(&mut self, now: i64) -> usize {
+        let mut dropped = 0;
+        while let Some(&(until, wallet, amount)) = self.timed.first()
+            && until <= now
+        {
+            self.take((wallet, amount));
+            dropped += 1;
+        }
+        dropped
     }
 
     pub fn hold_of(&self, order_id: i64) -> Option<(usize, Money, Hold)> {
         let key = self.by_order.get(&order_id)?;
         let hold = self.holds.get(key)?;
         Some((key.0, Money::from_micros(key.1), *hold))
+    }
+
+    /// Sets the hold of `key`, replacing the one before.
+    fn put(&mut self, key: (usize, i64), hold: Hold) {
+        match self.holds.insert(key, hold) {
+            Some(old) => self.forget(key, old),
+            None => self.occupy(key, true),
+        }
+        self.pending += usize::from(is_pending(Some(&hold)));
+        if let Some(id) = hold.order_id() {
+            self.by_order.insert(id, key);
+        }
+        if let Some(until) = hold.until() {
+            self.timed.insert((until, key.0, key.1));
+        }
+    }
+
+    /// Removes the hold of `key`; the amount is free again.
+    fn take(&mut self, key: (usize, i64)) -> Option<Hold> {
+        let old = self.holds.remove(&key)?;
+        self.forget(key, old);
+        self.occupy(key, false);
+        Some(old)
+    }
+
+    /// Undoes the indexes of a hold that is replaced or removed.
+    fn forget(&mut self, key: (usize, i64), old: Hold) {
+        self.pending -= usize::from(is_pending(Some(&old)));
+        if let Some(id) = old.order_id()
+            && self.by_order.get(&id) == Some(&key)
+        {
+            self.by_order.remove(&id);
+        }
+        if let Some(until) = old.until() {
+            self.timed.remove(&(until, key.0, key.1));
+        }
+    }
+
+    /// Marks an amount held (or free) in its wallet's set and in every lane it falls in.
+    fn occupy(&mut self, (wallet, amount): (usize, i64), held: bool) {
+        let Some(ws) = self.slots.get_mut(wallet) else {
+            // a wallet that left the configuration: matched, never handed out
+            return;
+        };
+        let step = self.rules.step.micros();
+        let span = step.saturating_mul(i64::from(self.rules.max_slots));
+        let residue = amount.rem_euclid(step);
+        let range = (residue, amount.saturating_sub(span))..=(residue, amount - step);
+        if held {
+            ws.held.insert(amount);
+            for (&(_, price), lane) in ws.lanes.range_mut(range) {
+                lane.set(((amount - price) / step) as u32);
+            }
+        } else {
+            ws.held.remove(&amount);
+            for (&(_, price), lane) in ws.lanes.range_mut(range) {
+                lane.clear(((amount - price) / step) as u32);
+            }
+        }
     }
 }
 
@@ -456,6 +601,158 @@ mod tests {
         assert_eq!(
             t.match_transfer(0, Money::from_micros(10_001_000), 1_500),
             MatchResult::NoMatch
+        );
+    }
+
+    /// The table as it was before the lanes: probe every slot from the price. The lanes must
+    /// hand out exactly what probing would.
+    struct Probing {
+        rules: TableRules,
+        wallets: usize,
+        holds: HashMap<(usize, i64), Hold>,
+        by_order: HashMap<i64, (usize, i64)>,
+    }
+
+    impl Probing {
+        fn allocate(&mut self, order_id: i64, price: Money, now: i64) -> Result<(usize, i64), i64> {
+            let step = self.rules.step.micros();
+            let mut retry_at = i64::MAX;
+            for wallet in 0..self.wallets {
+                for k in 1..=i64::from(self.rules.max_slots) {
+                    let key = (wallet, price.micros() + k * step);
+                    let blocked_until = match self.holds.get(&key) {
+                        None => None,
+                        Some(Hold::Pending { expires_at, .. }) => {
+                            Some(expires_at + self.rules.quarantine_ms)
+                        }
+                        Some(Hold::Quarantined { until, .. } | Hold::Elsewhere { until }) => {
+                            Some(*until).filter(|u| *u > now)
+                        }
+                    };
+                    match blocked_until {
+                        Some(until) => retry_at = retry_at.min(until),
+                        None => {
+                            let hold = Hold::Pending {
+                                order_id,
+                                expires_at: now + self.rules.window_ms,
+                            };
+                            self.holds.insert(key, hold);
+                            self.by_order.insert(order_id, key);
+                            return Ok(key);
+                        }
+                    }
+                }
+            }
+            Err(if retry_at == i64::MAX { now } else { retry_at })
+        }
+    }
+
+    #[test]
+    fn lanes_hand_out_what_probing_every_slot_would() {
+        let rules = TableRules {
+            step: Money::from_micros(1_000),
+            max_slots: 70,
+            window_ms: 50,
+            quarantine_ms: 80,
+        };
+        let mut lanes = AllocationTable::new(rules, 2);
+        let mut probing = Probing {
+            rules,
+            wallets: 2,
+            holds: HashMap::new(),
+            by_order: HashMap::new(),
+        };
+        // prices whose slots overlap (10.000 and 10.005 share 65 amounts) and one apart
+        let prices = [10_000_000, 10_005_000, 10_000_500, 12_000_000].map(Money::from_micros);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let (mut now, mut live, mut exhausted) = (0i64, Vec::new(), 0);
+        for order in 0..20_000i64 {
+            now += next(3) as i64;
+            if next(3) > 0 {
+                let price = prices[next(4) as usize];
+                let got = lanes
+                    .allocate(order, price, now)
+                    .map(|a| (a.wallet, a.amount.micros()))
+                    .map_err(|e| e.retry_at);
+                assert_eq!(got, probing.allocate(order, price, now), "order {order}");
+                match got {
+                    Ok(_) => live.push(order),
+                    Err(_) => exhausted += 1,
+                }
+            } else if !live.is_empty() {
+                let order = live.swap_remove(next(live.len() as u64) as usize);
+                let key = probing.by_order[&order];
+                if next(4) == 0 {
+                    lanes.release(order, Release::Free, now);
+                    probing.holds.remove(&key);
+                } else {
+                    lanes.release(order, Release::Quarantine, now);
+                    let until = now + rules.quarantine_ms;
+                    probing.holds.insert(
+                        key,
+                        Hold::Quarantined {
+                            order_id: order,
+                            until,
+                        },
+                    );
+                }
+            }
+            let (w, a) = (
+                next(2) as usize,
+                prices[0].micros() + next(80) as i64 * 1_000,
+            );
+            assert_eq!(
+                lanes.match_transfer(w, Money::from_micros(a), now),
+                match probing.holds.get(&(w, a)) {
+                    Some(Hold::Pending {
+                        order_id,
+                        expires_at,
+                    }) if now <= *expires_at => MatchResult::Order(*order_id),
+                    Some(Hold::Pending { order_id, .. }) => MatchResult::Late(*order_id),
+                    Some(Hold::Quarantined { order_id, until }) if now < *until => {
+                        MatchResult::Late(*order_id)
+                    }
+                    _ => MatchResult::NoMatch,
+                },
+                "transfer of {a} to wallet {w} at {now}"
+            );
+        }
+        assert!(
+            exhausted > 100,
+            "the wallets were full at times ({exhausted})"
+        );
+        lanes.purge(now);
+        let live_holds = probing
+            .holds
+            .values()
+            .filter(|h| h.until().is_none_or(|until| until > now))
+            .count();
+        assert_eq!(lanes.len(), live_holds, "finished quarantines are dropped");
+    }
+
+    #[test]
+    fn a_nearly_full_lane_finds_its_last_slot() {
+        let mut t = table(1, 4_500);
+        for order in 0..4_499 {
+            t.allocate(order, PRICE, 0).unwrap();
+        }
+        t.release(17, Release::Free, 0);
+        let a = t.allocate(10_000, PRICE, 0).unwrap();
+        assert_eq!(a.amount, Money::from_micros(PRICE.micros() + 18 * 1_000));
+        let last = t.allocate(10_001, PRICE, 0).unwrap();
+        assert_eq!(
+            last.amount,
+            Money::from_micros(PRICE.micros() + 4_500 * 1_000)
+        );
+        assert!(
+            t.allocate(10_002, PRICE, 0).is_err(),
+            "all 4,500 slots are held"
         );
     }
 }
