@@ -125,7 +125,8 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-        let found = app.store.token_by_hash(&hash_token(token)).await?;
+        let hash = hash_token(token);
+        let found = app.store.live_token(&hash).await?;
         let token = found.ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
         // last use is kept to the minute: a write per request would serialise every API call
         // behind the database's write lock
@@ -135,6 +136,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             let store = app.store.clone();
             let id = token.id;
+            store.note_token_use(&hash, now_ms());
             tokio::spawn(async move {
                 let _ = store.touch_token(id, TOUCH_EVERY_MS).await;
             });

@@ -143,6 +143,8 @@ pub struct Store {
     pub(crate) callbacks: bool,
     /// Product listings in memory, shared by the clones of this store.
     pub(crate) catalog: std::sync::Arc<catalog::CatalogCache>,
+    /// Live API tokens in memory, shared by the clones of this store.
+    pub(crate) tokens: std::sync::Arc<tokens::TokenCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -235,6 +237,9 @@ impl Store {
                 db: Db::Sqlite(pool),
                 callbacks: false,
                 catalog: Default::default(),
+                tokens: std::sync::Arc::new(tokens::TokenCache::for_sqlite(
+                    (!in_memory).then_some(path),
+                )),
             })
         } else {
             let options = PgConnectOptions::from_str(&opts.url)?;
@@ -247,6 +252,7 @@ impl Store {
                 db: Db::Postgres(pool),
                 callbacks: false,
                 catalog: Default::default(),
+                tokens: std::sync::Arc::new(tokens::TokenCache::for_postgres()),
             })
         }
     }

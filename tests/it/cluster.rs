@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::common::chain::{TronGrid, transfer_to};
-use crate::common::{TestDb, WALLET, order_for, shop, start_app, wait_for, wait_status};
+use crate::common::{TestDb, WALLET, connect, order_for, shop, start_app, wait_for, wait_status};
+use telebot::domain::Role;
 use telebot::domain::{OrderStatus, TransferOutcome};
 
 fn vars(tg: &TronGrid) -> Vec<(&str, &str)> {
@@ -92,4 +93,64 @@ async fn a_single_sqlite_instance_always_leads() {
     assert!(app.app.leadership.is_leader());
     assert_eq!(readyz(app.http_addr).await.1["leader"], true);
     app.shutdown().await;
+}
+
+/// A token used in one process (read once, then served from its memory) and revoked by another
+/// (the CLI, or another instance) stops working in the first at once.
+async fn a_token_revoked_elsewhere_stops_at_once(db: TestDb, wait: Duration) {
+    let here = connect(&db.url).await;
+    wait_for("tokens are cached", Duration::from_secs(10), || async {
+        here.tokens_cached().then_some(())
+    })
+    .await;
+    let t = db
+        .store
+        .create_token("laptop", Role::Operator, "hash-of-laptop", None, "test")
+        .await
+        .unwrap();
+    let kept = db
+        .store
+        .create_token("ci", Role::Operator, "hash-of-ci", None, "test")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            here.live_token("hash-of-laptop").await.unwrap().unwrap().id,
+            t.id
+        );
+        assert!(here.live_token("hash-of-ci").await.unwrap().is_some());
+    }
+    db.store.revoke_token(t.id, "test").await.unwrap();
+    let started = std::time::Instant::now();
+    wait_for("the revoked token is refused", wait, || async {
+        here.live_token("hash-of-laptop")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eprintln!("refused {:?} after the revocation", started.elapsed());
+    assert_eq!(
+        here.live_token("hash-of-ci").await.unwrap().map(|t| t.id),
+        Some(kept.id),
+        "the other token still works"
+    );
+    here.close().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_token_revoked_by_another_process_stops_at_once_on_sqlite() {
+    // the first check after the revocation already refuses it
+    a_token_revoked_elsewhere_stops_at_once(TestDb::sqlite().await, Duration::ZERO).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(telebot_postgres),
+    ignore = "needs PostgreSQL: set TELEBOT_TEST_POSTGRES_URL"
+)]
+async fn a_token_revoked_on_another_instance_stops_as_its_notification_arrives() {
+    a_token_revoked_elsewhere_stops_at_once(TestDb::postgres().await, Duration::from_secs(1)).await;
 }

@@ -97,7 +97,7 @@ async fn connect_plain(url: &str) -> Store {
     .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
 }
 
-async fn connect(url: &str) -> Store {
+pub async fn connect(url: &str) -> Store {
     let store = connect_plain(url).await;
     store.migrate().await.expect("migrations apply");
     store
