@@ -121,6 +121,7 @@ impl App {
             login_guard: LoginGuard::new(),
             leadership: self.leadership.clone(),
             demo_chain: self.demo_chain.clone(),
+            product_pages: Default::default(),
         }
     }
 }

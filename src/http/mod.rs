@@ -56,6 +56,8 @@ pub struct HttpState {
     pub leadership: Leadership,
     /// The simulated chain, when `tron.source = "demo"` (the dashboard's demo payments).
     pub demo_chain: Option<DemoChainHandle>,
+    /// Product listings as JSON, sent again while the catalog is unchanged.
+    pub product_pages: api::catalog::ProductPages,
 }
 
 pub type AppState = Arc<HttpState>;

@@ -295,11 +295,21 @@ impl Store {
     /// Products on sale (and hidden ones with `include_hidden`), in catalog order; served from
     /// the `CatalogCache` when it has them.
     pub async fn list_products(&self, f: &ProductFilter, page: Page) -> StoreResult<Vec<Product>> {
+        Ok(self.product_page(f, page).await?.as_ref().clone())
+    }
+
+    /// The same listing, shared: while the cache holds it, every caller gets the very same
+    /// `Arc` (so a caller may keep what it made from it, e.g. its JSON, until the `Arc` changes).
+    pub async fn product_page(
+        &self,
+        f: &ProductFilter,
+        page: Page,
+    ) -> StoreResult<std::sync::Arc<Vec<Product>>> {
         let key = (f.include_hidden, f.category_id, page.limit, page.offset);
         if let Some(hit) = self.catalog.lists.get(&key)
             && self.catalog.fresh(hit.0, hit.1)
         {
-            return Ok(hit.2.as_ref().clone());
+            return Ok(hit.2.clone());
         }
         // the version is read before the query: a write committed meanwhile leaves the entry stale
         let version = self.catalog.version();
@@ -320,14 +330,10 @@ impl Store {
         if self.catalog.lists.len() >= CATALOG_ENTRIES {
             self.catalog.lists.clear();
         }
-        self.catalog.lists.insert(
-            key,
-            (
-                version,
-                std::time::Instant::now(),
-                std::sync::Arc::new(products.clone()),
-            ),
-        );
+        let products = std::sync::Arc::new(products);
+        self.catalog
+            .lists
+            .insert(key, (version, std::time::Instant::now(), products.clone()));
         Ok(products)
     }
 

@@ -1,8 +1,12 @@
 //! `/categories`, `/products` and stock upload.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
@@ -169,7 +173,7 @@ pub async fn list_products(
     State(app): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ProductQuery>,
-) -> Result<Json<Listing<Product>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require(READERS)?;
     let page = PageParams {
         limit: q.limit,
@@ -184,10 +188,64 @@ pub async fn list_products(
         category_id: q.category,
         include_hidden,
     };
-    Ok(Json(Listing::new(
-        app.store.list_products(&filter, page).await?,
-        page,
-    )))
+    let items = app.store.product_page(&filter, page).await?;
+    app.product_pages.json(&filter, page, items)
+}
+
+/// The JSON of product listings as last encoded, by filter and page, beside the listing it was
+/// made from: while the catalog cache hands out that same listing, its JSON is sent again as
+/// it is (encoding 50 products was most of what a listing request cost).
+#[derive(Default)]
+pub struct ProductPages {
+    pages: dashmap::DashMap<(bool, Option<i64>, i64, i64), (Arc<Vec<Product>>, Bytes)>,
+}
+
+/// Pages kept at most; beyond it the cache starts over (the catalog cache has the same bound).
+const PRODUCT_PAGES: usize = 512;
+
+impl ProductPages {
+    fn json(
+        &self,
+        filter: &ProductFilter,
+        page: crate::store::Page,
+        items: Arc<Vec<Product>>,
+    ) -> Result<axum::response::Response, ApiError> {
+        let key = (
+            filter.include_hidden,
+            filter.category_id,
+            page.limit,
+            page.offset,
+        );
+        // the map's guard is dropped before the map is written below
+        let kept = self
+            .pages
+            .get(&key)
+            .filter(|hit| Arc::ptr_eq(&hit.0, &items))
+            .map(|hit| hit.1.clone());
+        let body = match kept {
+            Some(body) => body,
+            None => {
+                let listing = Listing::new(items.iter().collect::<Vec<&Product>>(), page);
+                let body = Bytes::from(serde_json::to_vec(&listing).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        format!("the listing could not be encoded: {e}"),
+                    )
+                })?);
+                if self.pages.len() >= PRODUCT_PAGES {
+                    self.pages.clear();
+                }
+                self.pages.insert(key, (items, body.clone()));
+                body
+            }
+        };
+        Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response())
+    }
 }
 
 #[utoipa::path(get, path = "/products/{id}", tag = "catalog", params(("id" = i64, Path)),
