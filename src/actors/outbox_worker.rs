@@ -94,7 +94,9 @@ impl OutboxWorker {
     async fn deliver_customer(&self, m: &OutboxMessage) -> Result<(), SendError> {
         let event = m.event().map_err(unreadable)?;
         if let Some(order_id) = event.order_id() {
-            self.take_off_payment_buttons(order_id).await;
+            // beside the notice, not before it: the tidying waits for spare capacity
+            let worker = self.clone();
+            tokio::spawn(async move { worker.take_off_payment_buttons(order_id).await });
         }
         let notice = notices::customer(&self.store, &self.shop, &event)
             .await

@@ -49,18 +49,40 @@ impl Bucket {
 
     /// Takes a token, or says how long until one is there.
     fn take(&mut self) -> Result<(), Duration> {
+        self.take_above(1.0)
+    }
+
+    /// Takes a token if at least `from` are there, or says how long until they would be.
+    fn take_above(&mut self, from: f64) -> Result<(), Duration> {
         let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate)
             .min(self.capacity);
         self.last = now;
-        if self.tokens >= 1.0 {
+        if self.tokens >= from {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            Err(Duration::from_secs_f64((from - self.tokens) / self.rate))
         }
     }
 }
+
+/// Which of Telegram's limits a request counts against.
+#[derive(Debug, Clone, Copy)]
+enum Pace {
+    /// A message in this chat: the chat's limit and the overall one.
+    Chat(i64),
+    /// The overall limit only.
+    Global,
+    /// A message in this chat that can wait: sent only while the overall limit has room to
+    /// spare, so it never delays a message that matters more (a delivery in a sale).
+    Spare(i64),
+    /// Neither.
+    Free,
+}
+
+/// What the overall bucket must hold before a [`Pace::Spare`] request takes from it.
+const SPARE_FROM: f64 = GLOBAL_RATE / 2.0;
 
 /// Paced, retrying access to the Bot API; cheap to clone.
 #[derive(Clone)]
@@ -188,11 +210,11 @@ impl Outbound {
         &self.bot
     }
 
-    async fn pace(&self, chat: Option<i64>) {
-        if !self.paced {
+    async fn pace(&self, pace: Pace) {
+        if !self.paced || matches!(pace, Pace::Free) {
             return;
         }
-        if let Some(chat) = chat {
+        if let Pace::Chat(chat) | Pace::Spare(chat) = pace {
             loop {
                 let wait = {
                     let mut b = self
@@ -212,8 +234,13 @@ impl Outbound {
                     .retain(|_, b| now.duration_since(b.last) < Duration::from_secs(10));
             }
         }
+        let from = if matches!(pace, Pace::Spare(_)) {
+            SPARE_FROM
+        } else {
+            1.0
+        };
         loop {
-            let wait = match self.global.lock().await.take() {
+            let wait = match self.global.lock().await.take_above(from) {
                 Ok(()) => return,
                 Err(w) => w,
             };
@@ -222,7 +249,7 @@ impl Outbound {
     }
 
     /// Runs one request with pacing and the retry rules.
-    async fn call<T, F, Fut>(&self, chat: Option<i64>, mut request: F) -> Result<T, SendError>
+    async fn call<T, F, Fut>(&self, pace: Pace, mut request: F) -> Result<T, SendError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, RequestError>>,
@@ -231,14 +258,14 @@ impl Outbound {
         let mut network = 0;
         let mut server = 0;
         loop {
-            self.pace(chat).await;
+            self.pace(pace).await;
             match request().await {
                 Ok(v) => return Ok(v),
                 Err(RequestError::RetryAfter(s)) if retry_after < MAX_RETRY_AFTER => {
                     retry_after += 1;
                     metrics::counter!("telegram_send_retries_total", "reason" => "retry_after")
                         .increment(1);
-                    tracing::warn!(chat, wait_s = s.seconds(), "telegram asked to slow down");
+                    tracing::warn!(?pace, wait_s = s.seconds(), "telegram asked to slow down");
                     tokio::time::sleep(s.duration()).await;
                 }
                 Err(e) => {
@@ -254,7 +281,7 @@ impl Outbound {
                     *tries += 1;
                     metrics::counter!("telegram_send_retries_total", "reason" => reason)
                         .increment(1);
-                    tracing::debug!(chat, %error, "telegram request failed; retrying");
+                    tracing::debug!(?pace, %error, "telegram request failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(*tries))).await;
                 }
             }
@@ -268,7 +295,7 @@ impl Outbound {
         markup: Option<InlineKeyboardMarkup>,
     ) -> Result<Message, SendError> {
         let text = fit_html(text, TEXT_LIMIT);
-        self.call(Some(chat), || {
+        self.call(Pace::Chat(chat), || {
             let mut r = self
                 .bot
                 .send_message(ChatId(chat), text.clone())
@@ -291,7 +318,7 @@ impl Outbound {
     ) -> Result<(), SendError> {
         let text = fit_html(text, TEXT_LIMIT);
         let result = self
-            .call(Some(chat), || {
+            .call(Pace::Chat(chat), || {
                 let mut r = self
                     .bot
                     .edit_message_text(ChatId(chat), MessageId(message_id), text.clone())
@@ -309,11 +336,11 @@ impl Outbound {
         }
     }
 
-    /// Takes every button off a message. A message already without them, or gone, counts as
-    /// done.
+    /// Takes every button off a message, when the overall limit has room to spare (it is
+    /// tidying, not news). A message already without them, or gone, counts as done.
     pub async fn remove_buttons(&self, chat: i64, message_id: i32) -> Result<(), SendError> {
         let result = self
-            .call(Some(chat), || {
+            .call(Pace::Spare(chat), || {
                 let r = self
                     .bot
                     .edit_message_reply_markup(ChatId(chat), MessageId(message_id));
@@ -337,7 +364,7 @@ impl Outbound {
         markup: Option<InlineKeyboardMarkup>,
     ) -> Result<Message, SendError> {
         let caption = fit_html(caption, CAPTION_LIMIT);
-        self.call(Some(chat), || {
+        self.call(Pace::Chat(chat), || {
             let mut r = self
                 .bot
                 .send_photo(
@@ -354,13 +381,16 @@ impl Outbound {
         .await
     }
 
+    /// Not paced: Telegram's limits count messages in chats, which a callback answer is not,
+    /// and a customer's button spins until its answer arrives (in a flash sale, behind every
+    /// message queued before it).
     pub async fn answer_callback(
         &self,
         id: &str,
         text: Option<&str>,
         alert: bool,
     ) -> Result<(), SendError> {
-        self.call(None, || {
+        self.call(Pace::Free, || {
             let mut r = self
                 .bot
                 .answer_callback_query(teloxide::types::CallbackQueryId(id.to_owned()));
@@ -378,7 +408,7 @@ impl Outbound {
         commands: Vec<BotCommand>,
         language: Option<&str>,
     ) -> Result<(), SendError> {
-        self.call(None, || {
+        self.call(Pace::Global, || {
             let mut r = self.bot.set_my_commands(commands.clone());
             if let Some(l) = language {
                 r = r.language_code(l.to_owned());
