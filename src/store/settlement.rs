@@ -128,7 +128,8 @@ async fn record_commission(
 
 /// Fulfils a just-paid order: delivers digital stock (or alerts operators when it ran out),
 /// queues a service request, or credits a top-up with `credit` micro-units; then records the
-/// agent's commission.
+/// agent's commission. Returns whether the customer's message about it (the delivered item,
+/// the credited balance) also tells them the order is paid.
 async fn fulfil(
     tx: &mut Tx<'_>,
     order: &Order,
@@ -136,7 +137,7 @@ async fn fulfil(
     ctx: &SettleContext<'_>,
     credit: i64,
     transfer_id: Option<i64>,
-) -> StoreResult<()> {
+) -> StoreResult<bool> {
     let order_id = order.id;
     let user_id = order.user_id;
     let mut status = OrderStatus::Paid;
@@ -206,7 +207,11 @@ async fn fulfil(
         )
         .await?;
     }
-    record_commission(tx, order, now, ctx.commission_hold_ms).await
+    record_commission(tx, order, now, ctx.commission_hold_ms).await?;
+    Ok(matches!(
+        status,
+        OrderStatus::Delivered | OrderStatus::Completed
+    ))
 }
 
 /// Commits `t` when the settlement changed something (`keep`), and rolls it back otherwise: a
@@ -228,7 +233,10 @@ struct Paid {
 }
 
 impl Paid {
-    /// Tells the customer (and the merchant), fulfils the order, and reads it back.
+    /// Tells the merchant and the customer, fulfils the order, and reads it back. A customer
+    /// whose item is delivered (or balance credited) at once gets that one message, which says
+    /// the order is paid; a separate "paid" message would double what a sale sends through
+    /// Telegram's 30 messages a second.
     async fn announce_and_fulfil(
         self,
         tx: &mut Tx<'_>,
@@ -236,13 +244,15 @@ impl Paid {
         ctx: &SettleContext<'_>,
         callbacks: bool,
     ) -> StoreResult<PayOutcome> {
-        tx.enqueue_event(&OutboxEvent::OrderPaid {
-            order_id: order.id,
-            user_id: order.user_id,
-        })
-        .await?;
         enqueue_callback(tx, callbacks, OrderStatus::Paid, order.id).await?;
-        fulfil(tx, order, self.now, ctx, self.credit, self.transfer_id).await?;
+        let told = fulfil(tx, order, self.now, ctx, self.credit, self.transfer_id).await?;
+        if !told {
+            tx.enqueue_event(&OutboxEvent::OrderPaid {
+                order_id: order.id,
+                user_id: order.user_id,
+            })
+            .await?;
+        }
         let paid = order_in(tx, order.id).await?;
         Ok(PayOutcome::Paid(Box::new(paid)))
     }

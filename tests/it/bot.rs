@@ -99,15 +99,22 @@ async fn a_customer_buys_pays_and_receives_the_item() {
 
     let v = ann.version().await;
     tg.push(transfer_to(order.payable_amount, true));
-    ann.expect(v, &format!("Order #{} is paid", order.id)).await;
-    let delivered = ann
-        .expect(v, &format!("Order #{} is delivered", order.id))
-        .await;
+    // one message says it is paid and carries the item
+    let delivered = ann.expect(v, &format!("Order #{} is paid", order.id)).await;
     assert!(
         delivered.text.contains(&format!("KEY-{}-0", product.id)),
         "{}",
         delivered.text
     );
+    let told: Vec<_> = ann
+        .chat()
+        .await
+        .into_iter()
+        .filter(|m| m.from_bot && m.version > v && m.text.contains(&format!("#{}", order.id)))
+        // the payment message itself changes too (its buttons go)
+        .filter(|m| !m.text.contains("🧾"))
+        .collect();
+    assert_eq!(told.len(), 1, "one message about the payment: {told:?}");
 
     // the order list shows it delivered
     ann.say("/orders").await;
@@ -490,7 +497,7 @@ async fn expiry_cancellation_and_paying_from_the_balance_are_told() {
             .unwrap()
             .contains("paid from your balance")
     );
-    u.expect(v, "is delivered").await;
+    u.expect(v, "Your item").await;
     let user = db.store.user(user.id).await.unwrap();
     assert_eq!(user.balance.to_string(), "2.000000");
     assert_ne!(first.message_id, second.message_id);
