@@ -145,6 +145,8 @@ pub struct Store {
     pub(crate) catalog: std::sync::Arc<catalog::CatalogCache>,
     /// Live API tokens in memory, shared by the clones of this store.
     pub(crate) tokens: std::sync::Arc<tokens::TokenCache>,
+    /// The turn to write (SQLite): see [`Store::begin`].
+    pub(crate) writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -175,7 +177,7 @@ macro_rules! in_tx {
     ($store:expr, $tx:ident => $body:expr) => {{
         let mut transaction = $store.begin().await?;
         let out = match &mut transaction {
-            $crate::store::tx::Transaction::Sqlite(t) => {
+            $crate::store::tx::Transaction::Sqlite(t, _) => {
                 let $tx: &mut sqlx::SqliteConnection = t;
                 $body
             }
@@ -240,6 +242,7 @@ impl Store {
                 tokens: std::sync::Arc::new(tokens::TokenCache::for_sqlite(
                     (!in_memory).then_some(path),
                 )),
+                writer: Default::default(),
             })
         } else {
             let options = PgConnectOptions::from_str(&opts.url)?;
@@ -253,6 +256,7 @@ impl Store {
                 callbacks: false,
                 catalog: Default::default(),
                 tokens: std::sync::Arc::new(tokens::TokenCache::for_postgres()),
+                writer: Default::default(),
             })
         }
     }

@@ -195,7 +195,11 @@ impl Tx<'_> {
 /// rolls back. SQLite transactions start with `begin immediate`, so two writers queue on the busy
 /// timeout instead of failing on a lock upgrade.
 pub(crate) enum Transaction {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// With this process's turn to write, held until the transaction ends.
+    Sqlite(
+        sqlx::Transaction<'static, Sqlite>,
+        tokio::sync::OwnedMutexGuard<()>,
+    ),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
@@ -203,14 +207,15 @@ impl Transaction {
     /// The transaction's connection, for the statements inside it.
     pub(crate) fn tx(&mut self) -> Tx<'_> {
         match self {
-            Transaction::Sqlite(t) => Tx::Sqlite(t),
+            Transaction::Sqlite(t, _) => Tx::Sqlite(t),
             Transaction::Postgres(t) => Tx::Postgres(t),
         }
     }
 
     pub(crate) async fn commit(self) -> StoreResult<()> {
         match self {
-            Transaction::Sqlite(t) => t.commit().await?,
+            // the turn passes on once the commit is done
+            Transaction::Sqlite(t, _turn) => t.commit().await?,
             Transaction::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -218,10 +223,17 @@ impl Transaction {
 }
 
 impl Store {
-    /// Opens a transaction: the one place that knows SQLite's begin immediate.
+    /// Opens a transaction: the one place that knows SQLite's begin immediate. SQLite lets one
+    /// writer in at a time; the others would wait in its busy handler, which sleeps in steps of
+    /// up to 100 ms and lets whoever retries first in. Writers of this process take turns on
+    /// an async lock instead, in arrival order and without a connection while they wait; the
+    /// busy handler is left for writers of other processes (the CLI).
     pub(crate) async fn begin(&self) -> StoreResult<Transaction> {
         Ok(match &self.db {
-            Db::Sqlite(pool) => Transaction::Sqlite(pool.begin_with("begin immediate").await?),
+            Db::Sqlite(pool) => {
+                let turn = self.writer.clone().lock_owned().await;
+                Transaction::Sqlite(pool.begin_with("begin immediate").await?, turn)
+            }
             Db::Postgres(pool) => Transaction::Postgres(pool.begin().await?),
         })
     }
