@@ -204,6 +204,12 @@ impl Simulator {
 
     // ---- user side -------------------------------------------------------------------------
 
+    /// A simulated user has a chat with the bot without having written yet (a subscriber the
+    /// bot may message first, as after an earlier visit).
+    pub fn open_chat(&self, user: &SimUser) {
+        Self::chat_mut(&mut self.lock(), user);
+    }
+
     /// A simulated user sends a text message; returns (update id, message id).
     pub fn user_message(&self, user: &SimUser, text: &str) -> (i64, i64) {
         let (update_id, message_id) = {
