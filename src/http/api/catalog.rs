@@ -197,8 +197,11 @@ pub async fn list_products(
 /// it is (encoding 50 products was most of what a listing request cost).
 #[derive(Default)]
 pub struct ProductPages {
-    pages: dashmap::DashMap<(bool, Option<i64>, i64, i64), (Arc<Vec<Product>>, Bytes)>,
+    pages: dashmap::DashMap<PageKey, (Arc<Vec<Product>>, Bytes)>,
 }
+
+/// Hidden products included, category, limit, offset.
+type PageKey = (bool, Option<i64>, i64, i64);
 
 /// Pages kept at most; beyond it the cache starts over (the catalog cache has the same bound).
 const PRODUCT_PAGES: usize = 512;
