@@ -107,6 +107,7 @@ fn main() {
                         description_en: "A product for the benchmark".into(),
                         description_zh: "基准测试商品".into(),
                         price: Money::from_micros(1_000_000 + i * 1000),
+                        stars_price: None,
                         hidden: false,
                         position: i,
                     },

@@ -82,6 +82,7 @@ fn main() {
                     description_en: String::new(),
                     description_zh: String::new(),
                     price: telebot::domain::Money::parse("10").unwrap(),
+                    stars_price: None,
                     hidden: false,
                     position: 0,
                 },

@@ -250,6 +250,7 @@ async fn run(label: &str, db: &str, customers: usize, sale: Duration, poll_ms: u
                 description_en: String::new(),
                 description_zh: String::new(),
                 price: Money::parse("9.9").unwrap(),
+                stars_price: None,
                 hidden: false,
                 position: 0,
             },

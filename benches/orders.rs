@@ -170,6 +170,7 @@ async fn run(label: &str, db: &str, total: usize, concurrency: usize, target: Op
                 description_en: String::new(),
                 description_zh: String::new(),
                 price: Money::from_micros(5_000_000),
+                stars_price: None,
                 hidden: false,
                 position: 0,
             },

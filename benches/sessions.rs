@@ -158,6 +158,8 @@ fn main() {
             bot_username: "bench_bot".into(),
             idle_timeout: Duration::from_secs(3600),
             order_button_lifetime: Duration::from_secs(120),
+            stars_enabled: true,
+            stars_window: Duration::from_secs(900),
         });
         // a parent that supervises the sessions, as the router does
         let (parent, _) = Actor::spawn(None, Parent, ()).await.unwrap();

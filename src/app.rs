@@ -116,6 +116,7 @@ impl App {
             progress: self.progress.clone(),
             limiter: self.limiter.clone(),
             bot: self.bot.clone(),
+            outbound: self.bot_env.outbound.clone(),
             simulator: self.simulator.clone(),
             webhook_secret: self.webhook_secret.clone(),
             login_guard: LoginGuard::new(),
@@ -213,7 +214,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let registry = Registry::new();
     let matcher = MatcherHandle::new(ActorSlot::new());
-    let orders = OrdersHandle::new(ActorSlot::new(), matcher.clone(), store.clone());
+    let orders = OrdersHandle::new(ActorSlot::new(), matcher.clone(), store.clone())
+        .with_stars(config.stars.window, millis(config.payments.commission_hold));
     let payments = Payments::new(
         store.clone(),
         matcher.clone(),
@@ -242,6 +244,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         bot_username: config.telegram.bot_username.clone(),
         idle_timeout: config.telegram.session_idle_timeout,
         order_button_lifetime: config.telegram.order_button_lifetime,
+        stars_enabled: config.stars.enabled,
+        stars_window: config.stars.window,
     });
     let webhook_secret = if config.telegram.webhook_secret.is_set() {
         config.telegram.webhook_secret.clone()

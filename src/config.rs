@@ -159,6 +159,7 @@ pub struct Config {
     pub telegram: TelegramConfig,
     pub tron: TronConfig,
     pub payments: PaymentsConfig,
+    pub stars: StarsConfig,
     pub security: SecurityConfig,
     pub supervision: SupervisionConfig,
     pub log: LogConfig,
@@ -390,6 +391,18 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub level: String,
     pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarsConfig {
+    /// Products with a Stars price offer "Pay with Stars" in the bot.
+    pub enabled: bool,
+    /// Every digital good and service must carry a Stars price.
+    pub require_price: bool,
+    /// Time a customer has to pay a Stars invoice.
+    #[serde(with = "duration_str")]
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

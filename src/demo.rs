@@ -39,18 +39,25 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
             "system",
         )
         .await?;
-    let product =
-        |category: i64, kind, en: &str, zh: &str, den: &str, dzh: &str, price: &str| ProductInput {
-            category_id: Some(category),
-            kind,
-            name_en: en.into(),
-            name_zh: zh.into(),
-            description_en: den.into(),
-            description_zh: dzh.into(),
-            price: Money::parse(price).unwrap_or(Money::ZERO),
-            hidden: false,
-            position: 0,
-        };
+    let product = |category: i64,
+                   kind,
+                   en: &str,
+                   zh: &str,
+                   den: &str,
+                   dzh: &str,
+                   price: &str,
+                   stars: Option<i64>| ProductInput {
+        category_id: Some(category),
+        kind,
+        name_en: en.into(),
+        name_zh: zh.into(),
+        description_en: den.into(),
+        description_zh: dzh.into(),
+        price: Money::parse(price).unwrap_or(Money::ZERO),
+        stars_price: stars,
+        hidden: false,
+        position: 0,
+    };
     let vpn = store
         .create_product(
             &product(
@@ -61,6 +68,7 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
                 "A licence key delivered in this chat right after payment.",
                 "付款后立即在本聊天中发送许可证密钥。",
                 "12.5",
+                Some(650),
             ),
             "system",
         )
@@ -75,6 +83,7 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
                 "A redeemable code for the game store.",
                 "可在游戏商店兑换的代码。",
                 "10",
+                Some(500),
             ),
             "system",
         )
@@ -89,6 +98,7 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
                 "Describe your brand; a designer sends three drafts within two days.",
                 "描述您的品牌；设计师两天内发送三份草稿。",
                 "30",
+                Some(1500),
             ),
             "system",
         )
@@ -103,6 +113,7 @@ pub async fn seed_catalog(store: &Store) -> Result<bool, StoreError> {
                 "Add USDT to your balance and pay orders from it.",
                 "向余额充值 USDT，并用余额支付订单。",
                 "0",
+                None,
             ),
             "system",
         )

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use teloxide::types::UpdateKind;
 
 use super::session::{SessionActor, sender};
 use super::{ActorCallError, call_slot, cast_slot};
@@ -148,6 +149,28 @@ impl Actor for BotRouter {
                 if !state.first_time(update.id.0) {
                     metrics::counter!("bot_updates_total", "kind" => "repeated").increment(1);
                     return Ok(());
+                }
+                // Stars payments do not queue behind chat updates nor meet the chat rate limit:
+                // Telegram waits at most 10 s for a pre-checkout answer
+                match &update.kind {
+                    UpdateKind::PreCheckoutQuery(q) => {
+                        let (env, q) = (self.env.clone(), q.clone());
+                        tokio::spawn(
+                            async move { crate::bot::stars::on_pre_checkout(&env, &q).await },
+                        );
+                        metrics::counter!("bot_updates_total", "kind" => "pre_checkout")
+                            .increment(1);
+                        return Ok(());
+                    }
+                    UpdateKind::Message(m) if crate::bot::stars::is_payment_message(m) => {
+                        let (env, m) = (self.env.clone(), m.clone());
+                        tokio::spawn(async move {
+                            crate::bot::stars::on_payment_message(&env, &m).await
+                        });
+                        metrics::counter!("bot_updates_total", "kind" => "payment").increment(1);
+                        return Ok(());
+                    }
+                    _ => {}
                 }
                 let Some(user) = sender(&update).filter(|u| !u.is_bot).map(|u| u.id.0 as i64)
                 else {

@@ -9,10 +9,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::actors::matcher::MatcherHandle;
 use crate::domain::allocation::Release;
-use crate::domain::{OrderStatus, now_ms};
+use crate::domain::{OrderStatus, PaymentMethod, now_ms};
 use crate::messages::orders::{OrderError, OrderMsg};
 use crate::payments::progress::ChainProgress;
-use crate::store::{Order, PayOutcome, SettleContext, Store};
+use crate::store::{Order, PayOutcome, SettleContext, StarsSettled, Store};
 
 /// While a scanner is behind, expiry is re-checked this often.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -118,11 +118,14 @@ impl Actor for OrderActor {
                     myself.send_after(millis_until(expires_at), || OrderMsg::Expire);
                     return Ok(());
                 }
-                let behind = self
-                    .env
-                    .progress
-                    .watermark()
-                    .is_some_and(|w| w < expires_at);
+                // a USDT payment made in time may still be on its way through the scanners; a
+                // Stars payment comes from Telegram, not the chain
+                let behind = state.order.payment_method == PaymentMethod::Usdt
+                    && self
+                        .env
+                        .progress
+                        .watermark()
+                        .is_some_and(|w| w < expires_at);
                 if behind && now < expires_at + self.env.max_expiry_wait_ms {
                     // a transfer made in time may still be found
                     myself.send_after(RECHECK, || OrderMsg::Expire);
@@ -169,6 +172,31 @@ impl Actor for OrderActor {
                 };
                 let result = self.env.store.pay_from_balance(order_id, &ctx).await;
                 self.settled(&myself, order_id, result, reply)?;
+            }
+            OrderMsg::PayStars { payment, reply } => {
+                let ctx = SettleContext {
+                    who: "telegram:stars",
+                    ..self.env.settle_context()
+                };
+                match self.env.store.settle_stars_payment(&payment, &ctx).await {
+                    Ok(settled) => {
+                        if let StarsSettled::Paid(order) = &settled {
+                            metrics::counter!("orders_paid_total").increment(1);
+                            metrics::histogram!("order_payment_duration_seconds").record(
+                                ((order.paid_at.unwrap_or(now_ms()) - order.created_at).max(0)
+                                    as f64)
+                                    / 1000.0,
+                            );
+                            tracing::info!(order_id, status = %order.status, "order paid with Stars");
+                            myself.stop(None);
+                        }
+                        let _ = reply.send(Ok(settled));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(OrderError::Store(e.to_string())));
+                        return Err(e.into());
+                    }
+                }
             }
             OrderMsg::Cancel { who, reply } => {
                 let until = now_ms() + self.env.quarantine_ms;

@@ -17,7 +17,10 @@ use crate::domain::allocation::{Allocation, Release};
 use crate::domain::{Money, OrderStatus};
 use crate::messages::orders::{OrderError, OrderManagerMsg, OrderMsg};
 use crate::payments::OrderPayer;
-use crate::store::{AmountSource, BoxFuture, CreateOrder, NewOrder, Order, PayOutcome};
+use crate::store::{
+    AmountSource, BoxFuture, CreateOrder, IncomingStarsPayment, NewOrder, Order, PayOutcome,
+    SettleContext, StarsSettled,
+};
 use crate::supervision::ActorSlot;
 
 const NAME: &str = "order manager";
@@ -200,6 +203,10 @@ pub struct OrdersHandle {
     matcher: MatcherHandle,
     store: crate::store::Store,
     timeout: Duration,
+    /// Time a customer has to pay a Stars invoice.
+    stars_window: Duration,
+    /// Commission hold, for Stars payments settled outside an order actor.
+    commission_hold_ms: i64,
 }
 
 /// Remembers which orders got an amount, so a failed creation gives them back.
@@ -248,6 +255,20 @@ impl OrderDesk for OrdersHandle {
     ) -> BoxFuture<'a, Result<Order, OrderError>> {
         Box::pin(OrdersHandle::cancel(self, order_id, who))
     }
+    fn create_stars<'a>(
+        &'a self,
+        new: &'a NewOrder,
+        stars: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>> {
+        Box::pin(OrdersHandle::create_stars(self, new, stars, who))
+    }
+    fn pay_stars<'a>(
+        &'a self,
+        payment: &'a IncomingStarsPayment,
+    ) -> BoxFuture<'a, Result<StarsSettled, OrderError>> {
+        Box::pin(OrdersHandle::pay_stars(self, payment))
+    }
 }
 
 impl OrderPayer for OrdersHandle {
@@ -271,7 +292,16 @@ impl OrdersHandle {
             matcher,
             store,
             timeout: Duration::from_secs(15),
+            stars_window: Duration::from_secs(15 * 60),
+            commission_hold_ms: 0,
         }
+    }
+
+    /// The Stars settings: the invoice window and the commission hold.
+    pub fn with_stars(mut self, window: Duration, commission_hold_ms: i64) -> Self {
+        self.stars_window = window;
+        self.commission_hold_ms = commission_hold_ms;
+        self
     }
 
     pub fn slot(&self) -> &ActorSlot<OrderManagerMsg> {
@@ -311,6 +341,63 @@ impl OrdersHandle {
             tracing::warn!(order_id = order.id, error = %e, "order actor deferred to the manager's restart");
         }
         Ok(*order)
+    }
+
+    /// Creates a pending Stars order (no unique amount: the invoice payload names it) and
+    /// starts its order actor, which expires it when its window ends.
+    pub async fn create_stars(
+        &self,
+        new: &NewOrder,
+        stars: i64,
+        who: &str,
+    ) -> Result<Order, OrderError> {
+        let window = i64::try_from(self.stars_window.as_millis()).unwrap_or(i64::MAX);
+        let order = self
+            .store
+            .create_stars_order(new, stars, window, who)
+            .await?;
+        metrics::counter!("orders_created_total").increment(1);
+        if let Err(e) = cast_slot(
+            &self.slot,
+            NAME,
+            OrderManagerMsg::Track(Box::new(order.clone())),
+        ) {
+            tracing::warn!(order_id = order.id, error = %e, "order actor deferred to the manager's restart");
+        }
+        Ok(order)
+    }
+
+    /// A Stars payment: through the actor of the order it names while that order is pending
+    /// (so it never races the order's expiry or cancellation in this process); recorded as
+    /// unmatched directly when the payload names no pending order.
+    pub async fn pay_stars(
+        &self,
+        payment: &IncomingStarsPayment,
+    ) -> Result<StarsSettled, OrderError> {
+        if let Some(order_id) = crate::domain::stars::order_of_payload(&payment.payload) {
+            let boxed = Box::new(payment.clone());
+            let routed = call_slot(&self.slot, NAME, self.timeout, |reply| {
+                OrderManagerMsg::ToOrder {
+                    order_id,
+                    msg: OrderMsg::PayStars {
+                        payment: boxed,
+                        reply,
+                    },
+                }
+            })
+            .await?;
+            match routed {
+                Err(OrderError::NotPending(_) | OrderError::NotFound) => {}
+                other => return other,
+            }
+        }
+        let ctx = SettleContext {
+            who: "telegram:stars",
+            commission_hold_ms: self.commission_hold_ms,
+            manual: false,
+            quarantine_until: crate::domain::now_ms(),
+        };
+        Ok(self.store.settle_stars_payment(payment, &ctx).await?)
     }
 
     pub async fn pay(&self, order_id: i64, transfer_id: i64) -> Result<PayOutcome, OrderError> {

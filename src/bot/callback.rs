@@ -6,12 +6,29 @@ use crate::config::Language;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Menu,
-    Catalog { page: u32 },
-    Category { id: i64, page: u32 },
+    Catalog {
+        page: u32,
+    },
+    Category {
+        id: i64,
+        page: u32,
+    },
     Product(i64),
     Buy(i64),
-    Quantity { product: i64, qty: u32 },
-    Orders { page: u32 },
+    Quantity {
+        product: i64,
+        qty: u32,
+    },
+    /// "Pay with Stars" on a product.
+    BuyStars(i64),
+    /// A quantity chosen to pay with Stars.
+    StarsQuantity {
+        product: i64,
+        qty: u32,
+    },
+    Orders {
+        page: u32,
+    },
     Order(i64),
     Check(i64),
     CancelOrder(i64),
@@ -38,6 +55,8 @@ impl Action {
             Action::Product(id) => format!("p:{id}"),
             Action::Buy(id) => format!("b:{id}"),
             Action::Quantity { product, qty } => format!("q:{product}:{qty}"),
+            Action::BuyStars(id) => format!("bs:{id}"),
+            Action::StarsQuantity { product, qty } => format!("sq:{product}:{qty}"),
             Action::Orders { page } => format!("os:{page}"),
             Action::Order(id) => format!("o:{id}"),
             Action::Check(id) => format!("ck:{id}"),
@@ -76,6 +95,13 @@ impl Action {
             "p" => Action::Product(num()?),
             "b" => Action::Buy(num()?),
             "q" => Action::Quantity {
+                product: num()?,
+                qty: u32::try_from(num()?)
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))?,
+            },
+            "bs" => Action::BuyStars(num()?),
+            "sq" => Action::StarsQuantity {
                 product: num()?,
                 qty: u32::try_from(num()?)
                     .ok()
@@ -131,6 +157,11 @@ mod tests {
                 product: 9,
                 qty: 100,
             },
+            Action::BuyStars(9),
+            Action::StarsQuantity {
+                product: i64::MAX,
+                qty: 100,
+            },
             Action::Orders { page: 0 },
             Action::Order(1),
             Action::Check(1),
@@ -165,6 +196,8 @@ mod tests {
             "o:1:2",
             "q:1:0",
             "q:1:101",
+            "sq:1:0",
+            "bs:-2",
             "l:fr",
             "o:abc",
             "k:1",

@@ -22,6 +22,8 @@ pub enum Command {
     Help,
     Terms,
     Privacy,
+    /// Help with a payment; Telegram requires it of bots that sell for Stars.
+    Paysupport,
     Cancel,
 }
 
@@ -78,8 +80,19 @@ mod tests {
             assert_eq!(
                 names,
                 [
-                    "start", "menu", "catalog", "orders", "profile", "balance", "language",
-                    "agent", "help", "terms", "privacy", "cancel"
+                    "start",
+                    "menu",
+                    "catalog",
+                    "orders",
+                    "profile",
+                    "balance",
+                    "language",
+                    "agent",
+                    "help",
+                    "terms",
+                    "privacy",
+                    "paysupport",
+                    "cancel"
                 ]
             );
             for c in &menu {

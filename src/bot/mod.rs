@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::Language;
 use crate::messages::orders::OrderError;
 use crate::ratelimit::RateLimiter;
-use crate::store::{BoxFuture, NewOrder, Order, PayOutcome, Store};
+use crate::store::{
+    BoxFuture, IncomingStarsPayment, NewOrder, Order, PayOutcome, StarsSettled, Store,
+};
 
 pub mod callback;
 pub mod commands;
@@ -24,6 +26,7 @@ pub mod outbound;
 pub mod qr;
 pub mod screens;
 pub mod simulator;
+pub mod stars;
 pub mod texts;
 
 /// What the screens ask of the orders subsystem. The order manager's handle
@@ -41,6 +44,18 @@ pub trait OrderDesk: Send + Sync {
         order_id: i64,
         who: &'a str,
     ) -> BoxFuture<'a, Result<PayOutcome, OrderError>>;
+    /// A pending Stars order costing `stars`.
+    fn create_stars<'a>(
+        &'a self,
+        new: &'a NewOrder,
+        stars: i64,
+        who: &'a str,
+    ) -> BoxFuture<'a, Result<Order, OrderError>>;
+    /// A Stars payment Telegram reported: recorded once, paying its order when it fits.
+    fn pay_stars<'a>(
+        &'a self,
+        payment: &'a IncomingStarsPayment,
+    ) -> BoxFuture<'a, Result<StarsSettled, OrderError>>;
     /// The customer's own cancellation.
     fn cancel<'a>(
         &'a self,
@@ -61,6 +76,10 @@ pub struct BotEnv {
     pub idle_timeout: Duration,
     /// Quantity and top-up keyboards older than this no longer order.
     pub order_button_lifetime: Duration,
+    /// Products with a Stars price offer "Pay with Stars".
+    pub stars_enabled: bool,
+    /// Time a customer has to pay a Stars invoice.
+    pub stars_window: Duration,
 }
 
 /// What a session must remember between updates; saved in `users.session_state`.
@@ -74,8 +93,12 @@ pub struct SavedState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Awaiting {
-    /// The request text of a service order.
-    Request { product_id: i64 },
+    /// The request text of a service order (paid with Stars when `stars`).
+    Request {
+        product_id: i64,
+        #[serde(default)]
+        stars: bool,
+    },
     /// A custom top-up amount.
     TopupAmount,
 }

@@ -89,6 +89,8 @@ pub async fn customer(
         | OutboxEvent::StockExhausted { .. }
         | OutboxEvent::LatePaymentReview { .. }
         | OutboxEvent::UnmatchedTransfer { .. }
+        | OutboxEvent::StarsPaymentUnmatched { .. }
+        | OutboxEvent::SupportRequest { .. }
         | OutboxEvent::Callback(_) => return Ok(None),
     };
     Ok(Some(Notice {
@@ -137,6 +139,35 @@ pub async fn operator(
                     ("amount", &tr.amount),
                     ("from", &tr.from_address),
                     ("txid", &tr.txid),
+                ],
+            )
+        }
+        OutboxEvent::StarsPaymentUnmatched { payment_id } => {
+            let p = store.stars_payment(payment_id).await?;
+            tf(
+                lang,
+                "operator.stars_unmatched",
+                &[
+                    ("payment", &p.id),
+                    ("amount", &p.total_amount),
+                    ("currency", &p.currency),
+                    ("telegram_id", &p.telegram_id),
+                    ("problem", &p.problem.unwrap_or_default()),
+                ],
+            )
+        }
+        OutboxEvent::SupportRequest {
+            request_id,
+            user_id,
+        } => {
+            let u = store.user(user_id).await?;
+            tf(
+                lang,
+                "operator.support_request",
+                &[
+                    ("id", &request_id),
+                    ("telegram_id", &u.telegram_id),
+                    ("name", &u.first_name),
                 ],
             )
         }

@@ -8,13 +8,26 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use teloxide::payloads::{
-    AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters, SendPhotoSetters,
-    SetMyCommandsSetters,
+    AnswerCallbackQuerySetters, AnswerPreCheckoutQuerySetters, EditMessageTextSetters,
+    SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
 };
 use teloxide::prelude::*;
-use teloxide::types::{BotCommand, InlineKeyboardMarkup, InputFile, MessageId, ParseMode};
+use teloxide::types::{
+    BotCommand, InlineKeyboardMarkup, InputFile, LabeledPrice, MessageId, ParseMode,
+};
 use teloxide::{ApiError, RequestError};
 use tokio::sync::Mutex;
+
+/// A Stars invoice, its texts already cut to Telegram's limits.
+#[derive(Debug, Clone)]
+pub struct StarsInvoice {
+    pub title: String,
+    pub description: String,
+    /// Names the order (`order:<id>`); no secret.
+    pub payload: String,
+    pub label: String,
+    pub stars: u32,
+}
 
 /// Overall messages per second.
 const GLOBAL_RATE: f64 = 30.0;
@@ -401,6 +414,72 @@ impl Outbound {
         })
         .await
         .map(|_| ())
+    }
+
+    /// A Stars invoice (`XTR`, no provider token, one price). Paced like any message.
+    pub async fn send_invoice(
+        &self,
+        chat: i64,
+        invoice: &StarsInvoice,
+    ) -> Result<Message, SendError> {
+        self.call(Pace::Chat(chat), || {
+            let r = self.bot.send_invoice(
+                ChatId(chat),
+                invoice.title.clone(),
+                invoice.description.clone(),
+                invoice.payload.clone(),
+                crate::domain::stars::CURRENCY,
+                [LabeledPrice::new(invoice.label.clone(), invoice.stars)],
+            );
+            async move { r.await }
+        })
+        .await
+    }
+
+    /// Answers a pre-checkout query: `Ok(())` lets Telegram take the payment, an error message
+    /// refuses it. Not paced: Telegram waits at most 10 seconds for it, and it is not a message.
+    /// A 400 is final for the query (it is too old, or answered already) and is not retried.
+    pub async fn answer_pre_checkout(
+        &self,
+        query_id: &str,
+        verdict: Result<(), &str>,
+    ) -> Result<(), SendError> {
+        self.call(Pace::Free, || {
+            let id = teloxide::types::PreCheckoutQueryId(query_id.to_owned());
+            let r = match verdict {
+                Ok(()) => self.bot.answer_pre_checkout_query(id, true),
+                Err(message) => self
+                    .bot
+                    .answer_pre_checkout_query(id, false)
+                    .error_message(message.to_owned()),
+            };
+            async move { r.await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Gives a Stars payment back to its payer. `Ok(false)` when Telegram says it was refunded
+    /// already (`CHARGE_ALREADY_REFUNDED`), which is not a failure.
+    pub async fn refund_star_payment(
+        &self,
+        telegram_id: i64,
+        charge_id: &str,
+    ) -> Result<bool, SendError> {
+        let result = self
+            .call(Pace::Free, || {
+                let r = self.bot.refund_star_payment(
+                    UserId(telegram_id as u64),
+                    teloxide::types::TelegramTransactionId(charge_id.to_owned()),
+                );
+                async move { r.await }
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(SendError::Refused(e)) if e.contains("CHARGE_ALREADY_REFUNDED") => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn set_commands(

@@ -96,6 +96,16 @@ pub enum OutboxEvent {
     UnmatchedTransfer {
         transfer_id: i64,
     },
+    /// A Stars payment that paid no order (no such order, another user's, a wrong amount, an
+    /// order no longer pending): it waits for an operator, who can refund it.
+    StarsPaymentUnmatched {
+        payment_id: i64,
+    },
+    /// A customer asked for help with a payment (/paysupport).
+    SupportRequest {
+        request_id: i64,
+        user_id: i64,
+    },
     /// The merchant's callback of an order reaching a status; its `event` is `order.<status>`.
     #[serde(untagged)]
     Callback(OrderCallback),
@@ -150,7 +160,9 @@ impl OutboxEvent {
             ServiceRequest { .. }
             | StockExhausted { .. }
             | LatePaymentReview { .. }
-            | UnmatchedTransfer { .. } => Audience::Operator,
+            | UnmatchedTransfer { .. }
+            | StarsPaymentUnmatched { .. }
+            | SupportRequest { .. } => Audience::Operator,
             Callback(_) => Audience::Callback,
         }
     }
@@ -175,6 +187,8 @@ impl OutboxEvent {
             StockExhausted { order_id } => format!("stock:{order_id}"),
             LatePaymentReview { transfer_id, .. } => format!("review:{transfer_id}"),
             UnmatchedTransfer { transfer_id } => format!("unmatched:{transfer_id}"),
+            StarsPaymentUnmatched { payment_id } => format!("stars_unmatched:{payment_id}"),
+            SupportRequest { request_id, .. } => format!("support:{request_id}"),
             Callback(c) => format!("callback:{}:{}", c.name(), c.order_id),
         }
     }
@@ -195,7 +209,10 @@ impl OutboxEvent {
             | StockExhausted { order_id } => Some(*order_id),
             LatePaymentReview { order_id, .. } => *order_id,
             Callback(c) => Some(c.order_id),
-            AgentApproved { .. } | UnmatchedTransfer { .. } => None,
+            AgentApproved { .. }
+            | UnmatchedTransfer { .. }
+            | StarsPaymentUnmatched { .. }
+            | SupportRequest { .. } => None,
         }
     }
 

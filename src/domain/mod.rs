@@ -53,6 +53,7 @@ pub mod event;
 pub mod money;
 pub mod order;
 pub mod role;
+pub mod stars;
 pub mod text;
 pub mod transfer;
 pub mod tron;
@@ -63,6 +64,7 @@ pub use event::{Audience, OrderCallback, OutboxEvent};
 pub use money::{Money, MoneyError};
 pub use order::{IllegalTransition, OrderRuleError, OrderStatus, ProductKind, ProductOffer};
 pub use role::Role;
+pub use stars::PaymentMethod;
 pub use transfer::{Ingested, Placement, TransferOutcome};
 pub use tron::{TronAddress, TronAddressError};
 

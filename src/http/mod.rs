@@ -46,6 +46,8 @@ pub struct HttpState {
     pub limiter: RateLimiter,
     /// The bot's router, for updates that arrive over HTTP (webhook mode).
     pub bot: BotHandle,
+    /// What the bot sends through, for the calls the API makes to Telegram (Stars refunds).
+    pub outbound: crate::bot::outbound::Outbound,
     /// Present when no Telegram token is configured (demo mode).
     pub simulator: Option<Arc<Simulator>>,
     /// Secret Telegram echoes on webhook calls.

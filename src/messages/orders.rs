@@ -3,7 +3,7 @@
 
 use ractor::RpcReplyPort;
 
-use crate::store::{Order, PayOutcome};
+use crate::store::{IncomingStarsPayment, Order, PayOutcome, StarsSettled};
 
 /// Why an order operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,6 +58,11 @@ pub enum OrderMsg {
         who: String,
         reply: RpcReplyPort<Result<PayOutcome, OrderError>>,
     },
+    /// Pay the order with a Stars payment Telegram reported.
+    PayStars {
+        payment: Box<IncomingStarsPayment>,
+        reply: RpcReplyPort<Result<StarsSettled, OrderError>>,
+    },
     /// Cancel the order.
     Cancel {
         who: String,
@@ -74,6 +79,9 @@ impl OrderMsg {
                 let _ = reply.send(Err(e));
             }
             OrderMsg::Cancel { reply, .. } => {
+                let _ = reply.send(Err(e));
+            }
+            OrderMsg::PayStars { reply, .. } => {
                 let _ = reply.send(Err(e));
             }
         }

@@ -43,6 +43,8 @@ pub struct Product {
     #[sqlx(try_from = "i64")]
     #[schema(value_type = String)]
     pub price: Money,
+    /// Price in whole Telegram Stars, when the product is sold for Stars too.
+    pub stars_price: Option<i64>,
     pub hidden: bool,
     pub position: i64,
     pub created_at: i64,
@@ -78,6 +80,9 @@ pub struct ProductInput {
     #[serde(default)]
     pub description_zh: String,
     pub price: Money,
+    /// Price in whole Telegram Stars (none: not sold for Stars).
+    #[serde(default)]
+    pub stars_price: Option<i64>,
     #[serde(default)]
     pub hidden: bool,
     #[serde(default)]
@@ -130,8 +135,8 @@ impl CatalogCache {
 
 macro_rules! product_columns {
     () => {
-        "id, category_id, kind, name_en, name_zh, description_en, description_zh, price, hidden, \
-         position, created_at, updated_at"
+        "id, category_id, kind, name_en, name_zh, description_en, description_zh, price, stars_price, \
+         hidden, position, created_at, updated_at"
     };
 }
 
@@ -183,8 +188,8 @@ impl Store {
         let created = in_tx!(self, tx => {
             let created: Product = sqlx::query_as(concat!(
                 "insert into products (category_id, kind, name_en, name_zh, description_en, \
-                 description_zh, price, hidden, position, created_at, updated_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) returning ",
+                 description_zh, price, hidden, position, created_at, updated_at, stars_price) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) returning ",
                 product_columns!()
             ))
             .bind(p.category_id)
@@ -197,6 +202,7 @@ impl Store {
             .bind(p.hidden)
             .bind(p.position)
             .bind(now)
+            .bind(p.stars_price)
             .fetch_one(&mut *tx)
             .await?;
             Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "product.created", "product", created.id).after(&created)).await?;
@@ -225,7 +231,7 @@ impl Store {
             let after: Product = sqlx::query_as(concat!(
                 "update products set category_id = $2, kind = $3, name_en = $4, name_zh = $5, \
                  description_en = $6, description_zh = $7, price = $8, hidden = $9, position = $10, \
-                 updated_at = $11 where id = $1 returning ",
+                 updated_at = $11, stars_price = $12 where id = $1 returning ",
                 product_columns!()
             ))
             .bind(id)
@@ -239,6 +245,7 @@ impl Store {
             .bind(p.hidden)
             .bind(p.position)
             .bind(now_ms())
+            .bind(p.stars_price)
             .fetch_one(&mut *tx)
             .await?;
             Tx::from(&mut *tx).append_audit(&AuditRecord::new(who, "product.updated", "product", id).before(&before).after(&after)).await?;

@@ -32,6 +32,7 @@ pub mod outbox;
 pub mod payments;
 pub mod reports;
 pub mod settlement;
+pub mod stars;
 pub mod tokens;
 pub(crate) mod tx;
 pub mod users;
@@ -47,6 +48,7 @@ pub use outbox::*;
 pub use payments::*;
 pub use reports::*;
 pub use settlement::*;
+pub use stars::*;
 pub use tokens::*;
 pub use users::*;
 

@@ -14,7 +14,7 @@ use sqlx::FromRow;
 use super::tx::Tx;
 use super::{AuditRecord, Page, Store, StoreError, StoreResult, in_tx, on_pool};
 use crate::domain::allocation::Allocation;
-use crate::domain::{Money, OrderStatus, ProductKind, now_ms};
+use crate::domain::{Money, OrderStatus, PaymentMethod, ProductKind, now_ms};
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
 pub struct Order {
@@ -33,6 +33,11 @@ pub struct Order {
     pub chain: String,
     pub token: String,
     pub wallet: Option<String>,
+    /// `usdt` or `stars`. A Stars order's `price` and `payable_amount` are 0: it costs `stars`.
+    #[sqlx(try_from = "String")]
+    pub payment_method: PaymentMethod,
+    /// Whole Telegram Stars a Stars order costs.
+    pub stars: Option<i64>,
     #[sqlx(try_from = "String")]
     pub status: OrderStatus,
     pub request_text: Option<String>,
@@ -49,7 +54,7 @@ pub struct Order {
 
 macro_rules! order_columns {
     () => {
-        "id, user_id, product_id, kind, quantity, price, payable_amount, chain, token, wallet, status, \
+        "id, user_id, product_id, kind, quantity, price, payable_amount, chain, token, wallet, payment_method, stars, status, \
          request_text, delivery, agent_id, paid_from_balance, transfer_id, expires_at, paid_at, \
          created_at, updated_at"
     };

@@ -14,13 +14,14 @@ use super::orders::{Order, order_columns};
 use super::payments::{Transfer, transfer_columns};
 use super::tx::{Transaction, Tx};
 use super::{AuditRecord, Store, StoreError, StoreResult, on_pool};
+use crate::domain::stars::{self, stars_commission};
 use crate::domain::{
-    AllocationState, Money, OrderCallback, OrderStatus, OutboxEvent, ProductKind, TransferOutcome,
-    now_ms,
+    AllocationState, Money, OrderCallback, OrderStatus, OutboxEvent, PaymentMethod, ProductKind,
+    TransferOutcome, now_ms,
 };
 
 /// An order, read inside the transaction.
-async fn order_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Order> {
+pub(super) async fn order_in(tx: &mut Tx<'_>, order_id: i64) -> StoreResult<Order> {
     tx.fetch_optional(
         concat!("select ", order_columns!(), " from orders where id = $1"),
         &[order_id.into()],
@@ -72,7 +73,7 @@ async fn quarantine(tx: &mut Tx<'_>, order_id: i64, until: i64) -> StoreResult<(
 /// Queues the merchant callback of an order reaching `status` (`order.paid`, `order.expired`,
 /// ...) when `callbacks` are on. The callback worker builds the body from the order as it
 /// stands when it delivers. One callback per status and order.
-async fn enqueue_callback(
+pub(super) async fn enqueue_callback(
     tx: &mut Tx<'_>,
     callbacks: bool,
     status: OrderStatus,
@@ -105,20 +106,29 @@ async fn record_commission(
             &[agent_id.into()],
         )
         .await?;
-    let amount = bps
-        .and_then(|b| u32::try_from(b).ok())
-        .and_then(|b| order.price.basis_points(b))
-        .filter(|m| m.is_positive());
-    if let Some(amount) = amount {
+    let bps = bps.and_then(|b| u32::try_from(b).ok());
+    // a Stars sale earns whole Stars, a USDT sale micro-USDT: never mixed in one amount
+    let (amount, currency) = match (order.payment_method, order.stars) {
+        (PaymentMethod::Stars, Some(stars)) => {
+            (bps.map(|b| stars_commission(stars, b)), stars::CURRENCY)
+        }
+        _ => (
+            bps.and_then(|b| order.price.basis_points(b))
+                .map(|m| m.micros()),
+            crate::domain::tron::TOKEN,
+        ),
+    };
+    if let Some(amount) = amount.filter(|a| *a > 0) {
         tx.execute(
-            "insert into commissions (agent_id, order_id, amount, status, available_at, created_at) \
-             values ($1, $2, $3, 'pending', $4, $5) on conflict do nothing",
+            "insert into commissions (agent_id, order_id, amount, status, available_at, created_at, currency) \
+             values ($1, $2, $3, 'pending', $4, $5, $6) on conflict do nothing",
             &[
                 agent_id.into(),
                 order.id.into(),
-                amount.micros().into(),
+                amount.into(),
                 (now + hold_ms).into(),
                 now.into(),
+                currency.into(),
             ],
         )
         .await?;
@@ -144,12 +154,16 @@ async fn fulfil(
     let mut delivery: Option<String> = None;
     match order.kind {
         ProductKind::Digital => {
+            // items reserved for this order (a Stars pre-checkout) first, then free ones.
             // `order_id is null` is checked again on each row: on PostgreSQL a concurrent order
             // may take an item between the subselect and the update
             let items: Vec<String> = tx
                 .scalar_all(
-                    "update stock_items set order_id = $1, delivered_at = $2 where order_id is null and id in \
-                     (select id from stock_items where product_id = $3 and order_id is null order by id limit $4) \
+                    "update stock_items set order_id = $1, delivered_at = $2 \
+                     where (order_id is null or (order_id = $1 and delivered_at is null)) and id in \
+                     (select id from stock_items where product_id = $3 \
+                      and (order_id is null or (order_id = $1 and delivered_at is null)) \
+                      order by case when order_id is null then 1 else 0 end, id limit $4) \
                      returning content",
                     &[order_id.into(), now.into(), order.product_id.into(), order.quantity.into()],
                 )
@@ -217,7 +231,11 @@ async fn fulfil(
 /// Commits `t` when the settlement changed something (`keep`), and rolls it back otherwise: a
 /// settlement that ends in "nothing to do" may do so after a write that must not stay (a
 /// transfer claimed for an order another instance closed meanwhile, a debit for it).
-async fn finish<T>(t: Transaction, outcome: T, keep: impl FnOnce(&T) -> bool) -> StoreResult<T> {
+pub(super) async fn finish<T>(
+    t: Transaction,
+    outcome: T,
+    keep: impl FnOnce(&T) -> bool,
+) -> StoreResult<T> {
     if keep(&outcome) {
         t.commit().await?;
     }
@@ -225,11 +243,11 @@ async fn finish<T>(t: Transaction, outcome: T, keep: impl FnOnce(&T) -> bool) ->
 }
 
 /// What every payment does once the order is marked paid, however it was paid.
-struct Paid {
-    now: i64,
+pub(super) struct Paid {
+    pub(super) now: i64,
     /// What a top-up credits (micro-units): the transfer's amount; nothing from the balance.
-    credit: i64,
-    transfer_id: Option<i64>,
+    pub(super) credit: i64,
+    pub(super) transfer_id: Option<i64>,
 }
 
 impl Paid {
@@ -237,7 +255,7 @@ impl Paid {
     /// whose item is delivered (or balance credited) at once gets that one message, which says
     /// the order is paid; a separate "paid" message would double what a sale sends through
     /// Telegram's 30 messages a second.
-    async fn announce_and_fulfil(
+    pub(super) async fn announce_and_fulfil(
         self,
         tx: &mut Tx<'_>,
         order: &Order,
@@ -425,6 +443,12 @@ async fn move_paid_order(
         ));
     }
     before.status.check_transition(to)?;
+    if to == OrderStatus::Refunded && before.payment_method == PaymentMethod::Stars {
+        return Err(StoreError::Conflict(
+            "a Stars order is refunded in Stars through Telegram: POST /orders/{id}/refund"
+                .to_owned(),
+        ));
+    }
     if to == OrderStatus::Refunded && before.kind == ProductKind::Topup {
         return Err(StoreError::Conflict(
             "a top-up is already on the balance; adjust the balance instead of refunding it"
@@ -460,30 +484,7 @@ async fn move_paid_order(
         };
         tx.apply_ledger(before.user_id, paid, LedgerReason::Refund, Some(id), None)
             .await?;
-        // a refunded sale earns no commission; one already in an undecided payout is taken out
-        // of it (a payout left with nothing is rejected)
-        let commission: Option<(i64, Option<i64>)> = tx
-            .fetch_optional(
-                "select amount, payout_id from commissions where order_id = $1 and status <> 'paid'",
-                &[id.into()],
-            )
-            .await?;
-        if let Some((amount, payout_id)) = commission {
-            tx.execute(
-                "delete from commissions where order_id = $1 and status <> 'paid'",
-                &[id.into()],
-            )
-            .await?;
-            if let Some(pid) = payout_id {
-                tx.execute(
-                    "update payouts set amount = case when amount - $2 <= 0 then amount else amount - $2 end, \
-                     status = case when amount - $2 <= 0 then 'rejected' else status end \
-                     where id = $1 and status in ('requested', 'approved')",
-                    &[pid.into(), amount.into()],
-                )
-                .await?;
-            }
-        }
+        take_back_commission(tx, id).await?;
     }
     let action = format!("order.{}", to.as_str());
     tx.append_audit(
@@ -500,6 +501,34 @@ async fn move_paid_order(
     .await?;
     enqueue_callback(tx, callbacks, to, id).await?;
     Ok((before, after))
+}
+
+/// A refunded sale earns no commission; one already in an undecided payout is taken out of it
+/// (a payout left with nothing is rejected). A commission already paid out stays.
+pub(super) async fn take_back_commission(tx: &mut Tx<'_>, id: i64) -> StoreResult<()> {
+    let commission: Option<(i64, Option<i64>)> = tx
+        .fetch_optional(
+            "select amount, payout_id from commissions where order_id = $1 and status <> 'paid'",
+            &[id.into()],
+        )
+        .await?;
+    if let Some((amount, payout_id)) = commission {
+        tx.execute(
+            "delete from commissions where order_id = $1 and status <> 'paid'",
+            &[id.into()],
+        )
+        .await?;
+        if let Some(pid) = payout_id {
+            tx.execute(
+                "update payouts set amount = case when amount - $2 <= 0 then amount else amount - $2 end, \
+                 status = case when amount - $2 <= 0 then 'rejected' else status end \
+                 where id = $1 and status in ('requested', 'approved')",
+                &[pid.into(), amount.into()],
+            )
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Settings that shape a settlement.
@@ -613,6 +642,12 @@ impl Store {
             return Ok(Err(status_in(&mut tx, order_id).await?));
         };
         quarantine(&mut tx, order_id, quarantine_until).await?;
+        // stock a Stars pre-checkout reserved goes back on sale
+        tx.execute(
+            "update stock_items set order_id = null where order_id = $1 and delivered_at is null",
+            &[order_id.into()],
+        )
+        .await?;
         let action = format!("order.{to}");
         tx.append_audit(
             &AuditRecord::new(who, &action, "order", order_id)

@@ -19,6 +19,7 @@ mod packaging;
 mod payments;
 mod ratelimit;
 mod service;
+mod stars;
 mod store;
 mod supervision;
 mod telegram;

@@ -166,6 +166,7 @@ fn product_input(kind: ProductKind, price: &str) -> ProductInput {
         description_en: "One year".into(),
         description_zh: "一年".into(),
         price: Money::parse(price).unwrap(),
+        stars_price: None,
         hidden: false,
         position: 0,
     }
@@ -847,6 +848,7 @@ async fn money_survives_the_round_trip_exactly(store: &Store) {
         .create_product(
             &ProductInput {
                 price: big,
+                stars_price: None,
                 ..product_input(ProductKind::Service, "1")
             },
             "test",

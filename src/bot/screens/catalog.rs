@@ -171,6 +171,11 @@ pub(super) async fn product(
             ("price", &p.price),
         ],
     );
+    let stars = sold_for_stars(env, &p);
+    if let Some(n) = stars {
+        text.push('\n');
+        text.push_str(&tf(lang, "product.stars_price", &[("stars", &n)]));
+    }
     let mut available = true;
     if p.kind == ProductKind::Digital {
         let stock = env.store.stock_available(p.id).await?;
@@ -187,7 +192,12 @@ pub(super) async fn product(
         .map(|c| Action::Category { id: c, page: 0 })
         .unwrap_or(Action::Catalog { page: 0 });
     let mut rows = Vec::new();
-    if available {
+    if available && stars.is_some() {
+        rows.push(vec![
+            button(t(lang, "btn.buy_usdt"), Action::Buy(p.id)),
+            button(t(lang, "btn.buy_stars"), Action::BuyStars(p.id)),
+        ]);
+    } else if available {
         rows.push(vec![button(t(lang, "btn.buy"), Action::Buy(p.id))]);
     }
     rows.push(vec![
@@ -197,12 +207,20 @@ pub(super) async fn product(
     show(env, s, target, &text, markup(rows)).await
 }
 
-/// The "buy" button: ask for a request text, a quantity, or an amount, by product kind.
+/// The product's price in Stars when this shop sells it for Stars (never a top-up).
+pub(super) fn sold_for_stars(env: &BotEnv, p: &crate::store::Product) -> Option<i64> {
+    p.stars_price
+        .filter(|_| env.stars_enabled && p.kind != ProductKind::Topup)
+}
+
+/// The "buy" button (paid with Stars when `stars`): ask for a request text, a quantity, or an
+/// amount, by product kind.
 pub(super) async fn buy(
     env: &BotEnv,
     s: &mut Session,
     target: Target,
     id: i64,
+    stars: bool,
 ) -> Result<Option<String>, BotError> {
     let lang = s.lang;
     let p = match env.store.product(id).await {
@@ -212,9 +230,15 @@ pub(super) async fn buy(
         }
         Err(e) => return Err(e.into()),
     };
+    if stars && sold_for_stars(env, &p).is_none() {
+        return Ok(Some(t(lang, "pay.stars_disabled").to_owned()));
+    }
     match p.kind {
         ProductKind::Service => {
-            s.saved.awaiting = Some(Awaiting::Request { product_id: p.id });
+            s.saved.awaiting = Some(Awaiting::Request {
+                product_id: p.id,
+                stars,
+            });
             let text = tf(
                 lang,
                 "order.ask_request",
@@ -235,13 +259,18 @@ pub(super) async fn buy(
                 .into_iter()
                 .filter(|q| i64::from(*q) <= stock)
                 .map(|q| {
-                    button(
-                        q.to_string(),
+                    let action = if stars {
+                        Action::StarsQuantity {
+                            product: p.id,
+                            qty: q,
+                        }
+                    } else {
                         Action::Quantity {
                             product: p.id,
                             qty: q,
-                        },
-                    )
+                        }
+                    };
+                    button(q.to_string(), action)
                 })
                 .collect();
             let kb = markup(vec![

@@ -1,13 +1,16 @@
 //! From a chosen product or top-up to a pending order: the request text, the amount, the
 //! payment instructions, and what the instruction buttons do (check, cancel, pay from balance).
 
+use super::catalog::sold_for_stars;
 use super::orders::{own_order, status_text};
 use super::{BotError, say};
 use crate::bot::callback::Action;
 use crate::bot::keyboards::{button, markup};
+use crate::bot::outbound::StarsInvoice;
 use crate::bot::texts::{clean_input, t, tf, time_left};
 use crate::bot::{BotEnv, MAX_REQUEST_CHARS, Session};
 use crate::domain::order::{TOPUP_MAX, TOPUP_MIN, check_topup, product_order_price};
+use crate::domain::stars::{DESCRIPTION_MAX, TITLE_MAX, fit_invoice_text, invoice_payload};
 use crate::domain::{Money, OrderRuleError, OrderStatus, ProductKind, now_ms, utc_minutes};
 use crate::messages::orders::OrderError;
 use crate::store::{NewOrder, Order, PayOutcome, StoreError};
@@ -16,6 +19,7 @@ pub(super) async fn on_request_text(
     env: &BotEnv,
     s: &mut Session,
     product_id: i64,
+    stars: bool,
     raw: &str,
 ) -> Result<(), BotError> {
     let text = clean_input(raw);
@@ -36,7 +40,7 @@ pub(super) async fn on_request_text(
         .await;
     }
     s.saved.awaiting = None;
-    if let Some(notice) = order_product(env, s, product_id, 1, Some(text)).await? {
+    if let Some(notice) = order_product(env, s, product_id, 1, Some(text), stars).await? {
         say(env, s, &notice).await?;
     }
     Ok(())
@@ -71,14 +75,15 @@ pub(super) async fn on_topup_text(
     }
 }
 
-/// Creates an order for a product and shows its payment instructions; `Some(notice)` when it
-/// could not be created.
+/// Creates an order for a product and shows its payment instructions (a Stars invoice when
+/// `stars`); `Some(notice)` when it could not be created.
 pub(super) async fn order_product(
     env: &BotEnv,
     s: &mut Session,
     product_id: i64,
     quantity: i64,
     request: Option<String>,
+    stars: bool,
 ) -> Result<Option<String>, BotError> {
     let lang = s.lang;
     let p = match env.store.product(product_id).await {
@@ -114,7 +119,63 @@ pub(super) async fn order_product(
         token: crate::payments::TOKEN.to_owned(),
         request_text: request,
     };
+    if stars {
+        let Some(total) = sold_for_stars(env, &p).and_then(|n| n.checked_mul(quantity)) else {
+            return Ok(Some(t(lang, "pay.stars_disabled").to_owned()));
+        };
+        return create_and_invoice(env, s, &new, total, p.name(lang.code())).await;
+    }
     create_and_instruct(env, s, &new, p.name(lang.code())).await
+}
+
+/// A Stars order and its invoice in the chat: Telegram shows the Pay button, asks the bot
+/// (pre-checkout) before it takes the Stars, and reports the payment.
+async fn create_and_invoice(
+    env: &BotEnv,
+    s: &Session,
+    new: &NewOrder,
+    stars: i64,
+    product_name: &str,
+) -> Result<Option<String>, BotError> {
+    let lang = s.lang;
+    let Ok(amount) = u32::try_from(stars) else {
+        return Ok(Some(t(lang, "pay.stars_disabled").to_owned()));
+    };
+    let order = match env
+        .orders
+        .create_stars(new, stars, &format!("user:{}", s.user_id))
+        .await
+    {
+        Ok(order) => order,
+        Err(e) => {
+            tracing::warn!(error = %e, user_id = s.user_id, "Stars order not created");
+            return Ok(Some(t(lang, "order.failed").to_owned()));
+        }
+    };
+    let what = format!("{product_name} × {}", order.quantity);
+    let description = tf(
+        lang,
+        "pay.stars_invoice",
+        &[
+            ("id", &order.id),
+            ("product", &what),
+            ("stars", &stars),
+            ("deadline", &utc_minutes(order.expires_at)),
+        ],
+    );
+    let invoice = StarsInvoice {
+        title: fit_invoice_text(
+            product_name,
+            TITLE_MAX,
+            &tf(lang, "pay.stars_invoice_title", &[("id", &order.id)]),
+        ),
+        description: fit_invoice_text(&description, DESCRIPTION_MAX, &what),
+        payload: invoice_payload(order.id),
+        label: fit_invoice_text(&what, TITLE_MAX, product_name),
+        stars: amount,
+    };
+    env.outbound.send_invoice(s.telegram_id, &invoice).await?;
+    Ok(None)
 }
 
 pub(super) async fn order_topup(

@@ -124,7 +124,9 @@ async fn on_message(env: &BotEnv, s: &mut Session, m: &Message) -> Result<(), Bo
         return on_command(env, s, command, payload).await;
     }
     match s.saved.awaiting.clone() {
-        Some(Awaiting::Request { product_id }) => on_request_text(env, s, product_id, text).await,
+        Some(Awaiting::Request { product_id, stars }) => {
+            on_request_text(env, s, product_id, stars, text).await
+        }
         Some(Awaiting::TopupAmount) => on_topup_text(env, s, text).await,
         None => {
             show(
@@ -170,6 +172,10 @@ async fn on_command(
         Command::Terms => info(env, s, Target::New, "terms.text").await,
         Command::Privacy => info(env, s, Target::New, "privacy.text").await,
         Command::Agent => agent(env, s, Target::New).await,
+        Command::Paysupport => {
+            let id = env.store.open_support_request(s.user_id, "payment").await?;
+            say(env, s, &tf(s.lang, "paysupport.text", &[("id", &id)])).await
+        }
         Command::Cancel => {
             if s.saved.awaiting.take().is_some() {
                 say(env, s, t(s.lang, "cancel.done")).await?;
@@ -226,7 +232,12 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
             // the same choice, shown anew, so the customer confirms current stock and prices
             match action {
                 Action::Quantity { product, .. } => {
-                    if let Some(n) = buy(env, s, Target::New, product).await? {
+                    if let Some(n) = buy(env, s, Target::New, product, false).await? {
+                        say(env, s, &n).await?;
+                    }
+                }
+                Action::StarsQuantity { product, .. } => {
+                    if let Some(n) = buy(env, s, Target::New, product, true).await? {
                         say(env, s, &n).await?;
                     }
                 }
@@ -245,9 +256,13 @@ async fn on_callback(env: &BotEnv, s: &mut Session, q: &CallbackQuery) -> Result
         Action::Catalog { page } => catalog(env, s, target, page).await?,
         Action::Category { id, page } => category(env, s, target, id, page).await?,
         Action::Product(id) => product(env, s, target, id).await?,
-        Action::Buy(id) => notice = buy(env, s, target, id).await?,
+        Action::Buy(id) => notice = buy(env, s, target, id, false).await?,
+        Action::BuyStars(id) => notice = buy(env, s, target, id, true).await?,
         Action::Quantity { product, qty } => {
-            notice = order_product(env, s, product, i64::from(qty), None).await?
+            notice = order_product(env, s, product, i64::from(qty), None, false).await?
+        }
+        Action::StarsQuantity { product, qty } => {
+            notice = order_product(env, s, product, i64::from(qty), None, true).await?
         }
         Action::Orders { page } => orders(env, s, target, page).await?,
         Action::Order(id) => match own_order(env, s, id).await? {
@@ -313,7 +328,10 @@ enum ButtonState {
 /// `telegram.order_button_lifetime` (an older one is shown again instead of ordering). Navigation
 /// buttons are always live: they only show screens, and every screen checks what it shows.
 fn button_state(env: &BotEnv, q: &CallbackQuery, action: &Action) -> ButtonState {
-    let offers_an_order = matches!(action, Action::Quantity { .. } | Action::TopupAmount(_));
+    let offers_an_order = matches!(
+        action,
+        Action::Quantity { .. } | Action::StarsQuantity { .. } | Action::TopupAmount(_)
+    );
     let acts_on_an_order = matches!(
         action,
         Action::Check(_) | Action::CancelOrder(_) | Action::PayFromBalance(_)

@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Listing, PageParams, check_text, path_id};
+use crate::domain::stars::check_stars_price;
 use crate::domain::{Money, ProductKind, Role};
 use crate::http::AppState;
 use crate::http::auth::Caller;
@@ -46,6 +47,10 @@ pub struct ProductBody {
     /// Decimal string with up to 6 decimals.
     #[schema(value_type = String, example = "10.5")]
     pub price: Money,
+    /// Price in whole Telegram Stars, 1 to 100000; required on digital goods and services
+    /// when the shop's `stars.require_price` is on, refused on top-ups.
+    #[serde(default)]
+    pub stars_price: Option<i64>,
     #[serde(default)]
     pub hidden: bool,
     #[serde(default)]
@@ -78,7 +83,9 @@ pub struct ProductQuery {
 }
 
 impl ProductBody {
-    fn validate(self) -> Result<ProductInput, ApiError> {
+    fn validate(self, require_stars: bool) -> Result<ProductInput, ApiError> {
+        check_stars_price(self.kind, self.stars_price, require_stars)
+            .map_err(|e| ApiError::invalid("stars_price", e.to_string()))?;
         check_text("name_en", &self.name_en, 1, 128)?;
         check_text("name_zh", &self.name_zh, 0, 128)?;
         check_text("description_en", &self.description_en, 0, 2000)?;
@@ -103,6 +110,7 @@ impl ProductBody {
             description_en: self.description_en,
             description_zh: self.description_zh,
             price: self.price,
+            stars_price: self.stars_price,
             hidden: self.hidden,
             position: self.position,
         })
@@ -274,7 +282,7 @@ pub async fn create_product(
     ApiJson(body): ApiJson<ProductBody>,
 ) -> Result<(StatusCode, Json<Product>), ApiError> {
     caller.require(EDITORS)?;
-    let input = body.validate()?;
+    let input = body.validate(app.config.stars.require_price)?;
     let p = app
         .store
         .create_product(&input, &caller.audit_name())
@@ -293,7 +301,7 @@ pub async fn update_product(
 ) -> Result<Json<Product>, ApiError> {
     caller.require(EDITORS)?;
     let id = path_id(&id, "id")?;
-    let input = body.validate()?;
+    let input = body.validate(app.config.stars.require_price)?;
     let after = app
         .store
         .update_product(id, &input, &caller.audit_name())

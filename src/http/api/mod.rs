@@ -41,6 +41,7 @@ pub mod audit;
 pub mod catalog;
 pub mod orders;
 pub mod payments;
+pub mod stars;
 pub mod tokens;
 pub mod users;
 
@@ -84,6 +85,9 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(catalog::add_stock, catalog::stock_left))
         .routes(routes!(orders::list, orders::create))
         .routes(routes!(orders::get, orders::update))
+        .routes(routes!(stars::refund_order))
+        .routes(routes!(stars::list_payments))
+        .routes(routes!(stars::refund_payment))
         .routes(routes!(payments::payment_of_order))
         .routes(routes!(payments::list_transfers))
         .routes(routes!(payments::assign_transfer))

@@ -128,6 +128,8 @@ pub fn config_with(db_url: &str, vars: &[(&str, &str)]) -> Config {
         ("TELEBOT__HTTP__ADDR".into(), "127.0.0.1:0".into()),
         ("TELEBOT__DATABASE__URL".into(), db_url.into()),
         ("TELEBOT__HTTP__SHUTDOWN_GRACE".into(), "3s".into()),
+        // most suites create USDT-only products; the Stars suite turns the shop rule back on
+        ("TELEBOT__STARS__REQUIRE_PRICE".into(), "false".into()),
     ];
     env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Config::load_with_env(FileLayer::None, env).expect("test configuration is valid")
@@ -179,6 +181,7 @@ pub async fn product(
                 description_en: description.into(),
                 description_zh: String::new(),
                 price: telebot::domain::Money::parse(price).unwrap(),
+                stars_price: None,
                 hidden: false,
                 position: 0,
             },
@@ -215,6 +218,7 @@ pub async fn shop(
                 description_en: String::new(),
                 description_zh: String::new(),
                 price: Money::parse(price).unwrap(),
+                stars_price: None,
                 hidden: false,
                 position: 0,
             },
