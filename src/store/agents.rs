@@ -130,6 +130,18 @@ pub struct AgentStats {
     pub requested: crate::domain::Money,
     #[schema(value_type = String)]
     pub paid: crate::domain::Money,
+    /// The same for Stars sales, in whole Stars (never added to the USDT figures).
+    pub stars: StarsEarnings,
+}
+
+/// An agent's Stars sales and commissions, in whole Stars.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct StarsEarnings {
+    pub sales: i64,
+    pub pending: i64,
+    pub available: i64,
+    pub requested: i64,
+    pub paid: i64,
 }
 
 #[derive(Debug, Clone, FromRow, Serialize, utoipa::ToSchema)]
@@ -137,9 +149,15 @@ pub struct Commission {
     pub id: i64,
     pub agent_id: i64,
     pub order_id: i64,
-    #[sqlx(try_from = "i64")]
-    #[schema(value_type = String)]
-    pub amount: crate::domain::Money,
+    /// USDT as a decimal string, or whole Stars (`currency` says which).
+    #[sqlx(skip)]
+    pub amount: String,
+    /// The amount in the currency's smallest unit: micro-USDT, or Stars.
+    #[sqlx(rename = "amount")]
+    #[serde(skip)]
+    pub units: i64,
+    /// `USDT` or `XTR` (Telegram Stars, earned on Stars sales).
+    pub currency: String,
     /// `pending` (in its hold period), `available`, `requested` (in a payout request) or `paid`.
     pub status: String,
     pub available_at: i64,
@@ -151,15 +169,43 @@ pub struct Commission {
 pub struct Payout {
     pub id: i64,
     pub agent_id: i64,
-    #[sqlx(try_from = "i64")]
-    #[schema(value_type = String)]
-    pub amount: crate::domain::Money,
+    /// USDT as a decimal string, or whole Stars (`currency` says which).
+    #[sqlx(skip)]
+    pub amount: String,
+    #[sqlx(rename = "amount")]
+    #[serde(skip)]
+    pub units: i64,
+    /// `USDT` or `XTR`: a payout pays commissions of one currency.
+    pub currency: String,
     pub address: String,
     /// `requested`, `approved`, `rejected` or `paid`.
     pub status: String,
     pub decided_by: Option<String>,
     pub decided_at: Option<i64>,
     pub created_at: i64,
+}
+
+/// How an amount of `currency` reads: a USDT decimal, or whole Stars.
+pub fn amount_text(units: i64, currency: &str) -> String {
+    if currency == crate::domain::stars::CURRENCY {
+        units.to_string()
+    } else {
+        crate::domain::Money::from_micros(units).to_string()
+    }
+}
+
+impl Commission {
+    fn readable(mut self) -> Self {
+        self.amount = amount_text(self.units, &self.currency);
+        self
+    }
+}
+
+impl Payout {
+    fn readable(mut self) -> Self {
+        self.amount = amount_text(self.units, &self.currency);
+        self
+    }
 }
 
 /// The effective status of a commission: `pending` turns `available` once its hold is over.
@@ -245,21 +291,23 @@ impl Store {
 
     pub async fn agent_stats(&self, id: i64) -> StoreResult<AgentStats> {
         let now = now_ms();
-        let (referred, paid_orders, sales): (i64, i64, i64) = on_pool!(self, pool => {
+        let (referred, paid_orders, sales, stars_sales): (i64, i64, i64, i64) = on_pool!(self, pool => {
             sqlx::query_as(
                 "select (select count(*) from users where referred_by_agent_id = $1), \
                  (select count(*) from orders where agent_id = $1 and status in ('paid','delivered','in_progress','completed')), \
                  (select cast(coalesce(sum(price), 0) as bigint) from orders where agent_id = $1 \
-                  and status in ('paid','delivered','in_progress','completed'))",
+                  and status in ('paid','delivered','in_progress','completed')), \
+                 (select cast(coalesce(sum(stars), 0) as bigint) from orders where agent_id = $1 \
+                  and payment_method = 'stars' and status in ('paid','delivered','in_progress','completed'))",
             )
             .bind(id)
             .fetch_one(pool)
             .await?
         });
-        let sums: Vec<(String, i64)> = on_pool!(self, pool => {
+        let sums: Vec<(String, String, i64)> = on_pool!(self, pool => {
             sqlx::query_as(concat!(
-                "select s, cast(sum(amount) as bigint) from (select ", commission_status!(),
-                " as s, amount from commissions where agent_id = $1) c group by s"
+                "select currency, s, cast(sum(amount) as bigint) from (select currency, ", commission_status!(),
+                " as s, amount from commissions where agent_id = $1) c group by currency, s"
             ))
             .bind(id)
             .bind(now)
@@ -272,7 +320,19 @@ impl Store {
             sales: crate::domain::Money::from_micros(sales),
             ..Default::default()
         };
-        for (status, sum) in sums {
+        stats.stars.sales = stars_sales;
+        for (currency, status, sum) in sums {
+            if currency == crate::domain::stars::CURRENCY {
+                let s = &mut stats.stars;
+                match status.as_str() {
+                    "pending" => s.pending = sum,
+                    "available" => s.available = sum,
+                    "requested" => s.requested = sum,
+                    "paid" => s.paid = sum,
+                    _ => {}
+                }
+                continue;
+            }
             let m = crate::domain::Money::from_micros(sum);
             match status.as_str() {
                 "pending" => stats.pending = m,
@@ -293,7 +353,7 @@ impl Store {
     ) -> StoreResult<Vec<Commission>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(concat!(
-                "select id, agent_id, order_id, amount, ", commission_status!(),
+                "select id, agent_id, order_id, amount, currency, ", commission_status!(),
                 " as status, available_at, payout_id, created_at from commissions where agent_id = $1 \
                  order by id desc limit $3 offset $4"
             ))
@@ -303,47 +363,58 @@ impl Store {
             .bind(page.offset)
             .fetch_all(pool)
             .await?
-        }))
+        })
+        .into_iter()
+        .map(Commission::readable)
+        .collect())
     }
 
-    /// Requests a payout of everything available to `address`, in one transaction: the available
-    /// commissions are tied to the request. `None` when nothing is available.
+    /// Requests a payout of everything available in `currency` (`USDT` or `XTR`) to `address`,
+    /// in one transaction: the available commissions of that currency are tied to the request.
+    /// `None` when nothing is available.
     pub async fn request_payout(
         &self,
         agent_id: i64,
         address: &str,
+        currency: &str,
         who: &str,
     ) -> StoreResult<Option<Payout>> {
         let now = now_ms();
         let payout = super::in_tx!(self, tx => {
             let available: i64 = sqlx::query_scalar(
                 "select cast(coalesce(sum(amount), 0) as bigint) from commissions where agent_id = $1 \
-                 and payout_id is null and status in ('pending', 'available') and available_at <= $2",
+                 and payout_id is null and status in ('pending', 'available') and available_at <= $2 \
+                 and currency = $3",
             )
             .bind(agent_id)
             .bind(now)
+            .bind(currency)
             .fetch_one(&mut *tx)
             .await?;
             if available <= 0 {
                 return Ok(None);
             }
             let payout: Payout = sqlx::query_as(
-                "insert into payouts (agent_id, amount, address, status, created_at) values ($1, $2, $3, 'requested', $4) \
-                 returning id, agent_id, amount, address, status, decided_by, decided_at, created_at",
+                "insert into payouts (agent_id, amount, address, status, created_at, currency) \
+                 values ($1, $2, $3, 'requested', $4, $5) \
+                 returning id, agent_id, amount, currency, address, status, decided_by, decided_at, created_at",
             )
             .bind(agent_id)
             .bind(available)
             .bind(address)
             .bind(now)
+            .bind(currency)
             .fetch_one(&mut *tx)
             .await?;
+            let payout = payout.readable();
             sqlx::query(
                 "update commissions set payout_id = $2 where agent_id = $1 and payout_id is null \
-                 and status in ('pending', 'available') and available_at <= $3",
+                 and status in ('pending', 'available') and available_at <= $3 and currency = $4",
             )
             .bind(agent_id)
             .bind(payout.id)
             .bind(now)
+            .bind(currency)
             .execute(&mut *tx)
             .await?;
             Tx::from(&mut *tx).append_audit(&super::AuditRecord::new(who, "payout.requested", "payout", payout.id).after(&payout)).await?;
@@ -360,7 +431,7 @@ impl Store {
     ) -> StoreResult<Vec<Payout>> {
         Ok(on_pool!(self, pool => {
             sqlx::query_as(
-                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts \
+                "select id, agent_id, amount, currency, address, status, decided_by, decided_at, created_at from payouts \
                  where ($1 is null or agent_id = $1) and ($2 is null or status = $2) order by id desc limit $3 offset $4",
             )
             .bind(agent_id)
@@ -369,18 +440,22 @@ impl Store {
             .bind(page.offset)
             .fetch_all(pool)
             .await?
-        }))
+        })
+        .into_iter()
+        .map(Payout::readable)
+        .collect())
     }
 
     pub async fn payout(&self, id: i64) -> StoreResult<Payout> {
         on_pool!(self, pool => {
             sqlx::query_as(
-                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts where id = $1",
+                "select id, agent_id, amount, currency, address, status, decided_by, decided_at, created_at from payouts where id = $1",
             )
             .bind(id)
             .fetch_optional(pool)
             .await?
         })
+        .map(Payout::readable)
         .ok_or(StoreError::NotFound("payout"))
     }
 
@@ -395,19 +470,20 @@ impl Store {
         let now = now_ms();
         let pair = super::in_tx!(self, tx => {
             let before: Payout = sqlx::query_as(
-                "select id, agent_id, amount, address, status, decided_by, decided_at, created_at from payouts where id = $1",
+                "select id, agent_id, amount, currency, address, status, decided_by, decided_at, created_at from payouts where id = $1",
             )
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("payout"))?;
+            let before = before.readable();
             let allowed = matches!((before.status.as_str(), to), ("requested", "approved" | "rejected" | "paid") | ("approved", "paid" | "rejected"));
             if !allowed {
                 return Err(StoreError::Conflict(format!("a {} payout cannot become {to}", before.status)));
             }
             let after: Payout = sqlx::query_as(
                 "update payouts set status = $2, decided_by = $3, decided_at = $4 where id = $1 \
-                 returning id, agent_id, amount, address, status, decided_by, decided_at, created_at",
+                 returning id, agent_id, amount, currency, address, status, decided_by, decided_at, created_at",
             )
             .bind(id)
             .bind(to)
@@ -415,6 +491,7 @@ impl Store {
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
+            let after = after.readable();
             match to {
                 "paid" => {
                     sqlx::query("update commissions set status = 'paid' where payout_id = $1")

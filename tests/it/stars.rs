@@ -736,3 +736,106 @@ async fn a_new_shop_refuses_digital_goods_and_services_without_a_stars_price() {
     app.shutdown().await;
     db.finish().await;
 }
+
+#[tokio::test]
+async fn an_agent_earns_stars_on_stars_sales_and_is_paid_out_per_currency() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 2).await;
+    let agent = db
+        .store
+        .create_agent(
+            &telebot::store::NewAgent {
+                user_id: None,
+                name: "Reseller".into(),
+                code: "resell1".into(),
+                commission_bps: 1500,
+                status: telebot::domain::AgentStatus::Active,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    let (customer, _) = db
+        .store
+        .upsert_telegram_user(&telebot::store::TelegramProfile {
+            telegram_id: CUSTOMER,
+            username: None,
+            first_name: "Alice".into(),
+            language: "en".into(),
+        })
+        .await
+        .unwrap();
+    assert!(db.store.bind_referral(customer.id, agent.id).await.unwrap());
+    let mut shop = Shop::start(&db, &fake).await;
+    let (order_id, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    let payload = format!("order:{order_id}");
+    shop.pre_checkout(CUSTOMER, &payload, 100).await;
+    shop.post(
+        "message",
+        Shop::payment(CUSTOMER, &payload, 100, "charge-agent-1"),
+    )
+    .await;
+    wait_status(&db.store, order_id, OrderStatus::Delivered).await;
+
+    let commissions = db
+        .store
+        .commissions(agent.id, telebot::store::Page::new(10, 0))
+        .await
+        .unwrap();
+    assert_eq!(commissions.len(), 1);
+    assert_eq!(commissions[0].currency, "XTR");
+    assert_eq!(commissions[0].amount, "15", "15% of 100 Stars, in Stars");
+    let stats = db.store.agent_stats(agent.id).await.unwrap();
+    assert_eq!(stats.stars.sales, 100);
+    assert_eq!(stats.stars.pending, 15);
+    assert_eq!(stats.pending.micros(), 0, "no Stars counted as USDT");
+    assert_eq!(stats.sales.micros(), 0);
+
+    // once the hold is over, a payout pays one currency
+    db.store
+        .execute_admin("update commissions set available_at = 0")
+        .await
+        .unwrap();
+    let address = WALLET;
+    assert!(
+        db.store
+            .request_payout(agent.id, address, "USDT", "test")
+            .await
+            .unwrap()
+            .is_none(),
+        "no USDT earned"
+    );
+    let payout = db
+        .store
+        .request_payout(agent.id, address, "XTR", "test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (payout.amount.as_str(), payout.currency.as_str()),
+        ("15", "XTR")
+    );
+
+    // a refund takes the commission back out of the undecided payout
+    let admin = token(&db.store, Role::Admin, None).await;
+    let (status, body) = shop
+        .api(
+            reqwest::Method::POST,
+            &format!("/orders/{order_id}/refund"),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let payout = db.store.payout(payout.id).await.unwrap();
+    assert_eq!(payout.status, "rejected", "nothing left to pay");
+    assert!(
+        db.store
+            .commissions(agent.id, telebot::store::Page::new(10, 0))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    shop.app.shutdown().await;
+    db.finish().await;
+}

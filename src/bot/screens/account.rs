@@ -123,6 +123,22 @@ pub(super) async fn agent(env: &BotEnv, s: &Session, target: Target) -> Result<(
                     ("paid", &st.paid),
                 ],
             );
+            let mut text = text;
+            let stars = &st.stars;
+            if stars.sales > 0 || stars.pending + stars.available + stars.requested + stars.paid > 0
+            {
+                text.push('\n');
+                text.push_str(&tf(
+                    lang,
+                    "agent.info_stars",
+                    &[
+                        ("sales", &stars.sales),
+                        ("pending", &stars.pending),
+                        ("available", &(stars.available + stars.requested)),
+                        ("paid", &stars.paid),
+                    ],
+                ));
+            }
             show(env, s, target, &text, back(lang, Action::Menu)).await
         }
         _ => {

@@ -77,6 +77,10 @@ pub struct PayoutBody {
     /// TRON address to pay to; the agent's saved payout address when left out.
     #[serde(default)]
     pub address: Option<String>,
+    /// Which commissions: `USDT` (the default) or `XTR` (earned on Telegram Stars sales, in
+    /// whole Stars). One payout pays one currency.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -356,9 +360,14 @@ pub async fn request_payout(
         .or(agent.payout_address.clone())
         .ok_or_else(|| ApiError::invalid("address", "no payout address given or saved"))?;
     check_address("address", &address)?;
+    let currency = match body.currency.as_deref() {
+        None | Some("USDT") => crate::domain::tron::TOKEN,
+        Some("XTR") => crate::domain::stars::CURRENCY,
+        Some(_) => return Err(ApiError::invalid("currency", "USDT or XTR")),
+    };
     match app
         .store
-        .request_payout(id, &address, &caller.audit_name())
+        .request_payout(id, &address, currency, &caller.audit_name())
         .await?
     {
         Some(p) => Ok((StatusCode::CREATED, Json(p))),
