@@ -19,6 +19,8 @@ use crate::domain::now_ms;
 
 /// Chats and messages kept per simulated user (older ones are dropped).
 const MAX_MESSAGES_PER_CHAT: usize = 500;
+/// How long Telegram waits for the bot's pre-checkout answer.
+const PRECHECK_LIMIT: Duration = Duration::from_secs(10);
 /// Pending updates kept when the bot is not polling.
 const MAX_PENDING_UPDATES: usize = 10_000;
 
@@ -57,6 +59,12 @@ pub struct SimMessage {
     pub edited: bool,
     /// Unix seconds of the last edit, sent as `edit_date` like Telegram does.
     pub edit_date: Option<i64>,
+    /// A Stars invoice the bot sent: title, description, currency, total_amount, and whether
+    /// the simulated user has paid it.
+    pub invoice: Option<Value>,
+    /// A payment service message (`successful_payment` or `refunded_payment`), as the chat
+    /// shows it.
+    pub payment: Option<Value>,
     /// Increases on every change, so pollers can ask for what changed since.
     pub version: u64,
 }
@@ -76,6 +84,19 @@ struct State {
     callback_answers: HashMap<String, Value>,
     commands: HashMap<String, Value>,
     version: u64,
+    /// Payload of each invoice message, by (chat, message id): not shown to the user.
+    invoice_payloads: HashMap<(i64, i64), String>,
+    /// Answers to pre-checkout queries, by query id (`None` while unanswered).
+    prechecks: HashMap<String, Option<Value>>,
+    /// Stars payments made, by charge id.
+    charges: HashMap<String, SimCharge>,
+    /// The bot's Stars transactions, in the order they happened (getStarTransactions).
+    star_transactions: Vec<Value>,
+}
+
+struct SimCharge {
+    user_id: i64,
+    refunded: bool,
 }
 
 /// A Bot API error as Telegram sends it.
@@ -158,6 +179,12 @@ impl Simulator {
         if let Some(at) = m.edit_date {
             v["edit_date"] = json!(at);
         }
+        if let Some(invoice) = &m.invoice {
+            v["invoice"] = json!({
+                "title": invoice["title"], "description": invoice["description"], "start_parameter": "",
+                "currency": invoice["currency"], "total_amount": invoice["total_amount"],
+            });
+        }
         v
     }
 
@@ -228,6 +255,8 @@ impl Simulator {
                     reply_markup: None,
                     edited: false,
                     edit_date: None,
+                    invoice: None,
+                    payment: None,
                     version: 0,
                 },
             )
@@ -438,6 +467,8 @@ impl Simulator {
                     reply_markup: markup,
                     edited: false,
                     edit_date: None,
+                    invoice: None,
+                    payment: None,
                     version: 0,
                 },
             )
@@ -563,6 +594,354 @@ impl Simulator {
                 return self.callback_answer(query_id);
             }
         }
+    }
+
+    // ---- Telegram Stars ----------------------------------------------------------------------
+
+    /// sendInvoice for Stars: the checks of the Bot API server (required fields, one positive
+    /// integer price), Telegram's length limits, and the invoice message it returns.
+    pub fn send_invoice(&self, chat_id: i64, v: &Value) -> Result<Value, ApiFailure> {
+        for key in ["title", "description", "payload", "currency"] {
+            if v[key].as_str().is_none_or(str::is_empty) {
+                return Err(ApiFailure::bad_request(format!(
+                    "parameter \"{key}\" is required"
+                )));
+            }
+        }
+        let text = |key: &str| v[key].as_str().unwrap_or_default().to_owned();
+        let (title, description, payload, currency) = (
+            text("title"),
+            text("description"),
+            text("payload"),
+            text("currency"),
+        );
+        // Telegram's limits (the exact error texts are not known; these are the simulator's)
+        if title.chars().count() > 32 || description.chars().count() > 255 || payload.len() > 128 {
+            return Err(ApiFailure::bad_request(
+                "title (32), description (255) or payload (128 bytes) too long [simulator check]",
+            ));
+        }
+        if currency != crate::domain::stars::CURRENCY {
+            return Err(ApiFailure::bad_request(
+                "the simulator takes Telegram Stars (XTR) invoices only",
+            ));
+        }
+        let prices = match &v["prices"] {
+            Value::String(s) => serde_json::from_str::<Value>(s)
+                .map_err(|_| ApiFailure::bad_request("can't parse prices JSON object"))?,
+            Value::Array(a) => Value::Array(a.clone()),
+            Value::Null => return Err(ApiFailure::bad_request("parameter \"prices\" is required")),
+            _ => return Err(ApiFailure::bad_request("can't parse prices JSON object")),
+        };
+        let prices = prices
+            .as_array()
+            .ok_or_else(|| ApiFailure::bad_request("can't parse prices JSON object"))?;
+        if prices.is_empty() {
+            return Err(ApiFailure::bad_request("there must be at least one price"));
+        }
+        let mut total: i64 = 0;
+        for p in prices {
+            if p["label"].as_str().is_none_or(str::is_empty) {
+                return Err(ApiFailure::bad_request(
+                    "can't parse labeled price: Field \"label\" must be non-empty",
+                ));
+            }
+            let amount = p["amount"].as_i64().ok_or_else(|| {
+                ApiFailure::bad_request(
+                    "can't parse labeled price: Field \"amount\" must be a valid Number",
+                )
+            })?;
+            total = total.saturating_add(amount);
+        }
+        if total <= 0 {
+            return Err(ApiFailure::bad_request("total price must be positive"));
+        }
+        let invoice = json!({"title": title, "description": description, "currency": currency,
+            "total_amount": total, "paid": false});
+        let result = {
+            let mut s = self.lock();
+            if !s.chats.contains_key(&chat_id) {
+                return Err(ApiFailure::bad_request("chat not found"));
+            }
+            let m = Self::add_message(
+                &mut s,
+                chat_id,
+                SimMessage {
+                    message_id: 0,
+                    from_bot: true,
+                    date: now_ms() / 1000,
+                    text: None,
+                    caption: None,
+                    photo: None,
+                    reply_markup: None,
+                    edited: false,
+                    edit_date: None,
+                    invoice: Some(invoice),
+                    payment: None,
+                    version: 0,
+                },
+            )
+            .ok_or_else(|| ApiFailure::bad_request("chat not found"))?;
+            s.invoice_payloads.insert((chat_id, m.message_id), payload);
+            self.message_json(&s.chats[&chat_id], &m)
+        };
+        self.changed.notify_waiters();
+        let _ = self.sent.send((chat_id, std::time::Instant::now()));
+        Ok(result)
+    }
+
+    /// The simulated user presses "Pay" on an invoice: a pre-checkout query goes to the bot,
+    /// and only when the bot says yes within Telegram's 10 seconds are the Stars taken and the
+    /// `successful_payment` message sent. Returns `{"ok": bool, "error_message"?, "charge_id"?}`.
+    pub async fn pay_invoice(&self, user: &SimUser, message_id: i64) -> Result<Value, ApiFailure> {
+        let (query_id, payload, currency, amount) = {
+            let mut s = self.lock();
+            Self::chat_mut(&mut s, user);
+            let chat = &s.chats[&user.id];
+            let invoice = chat
+                .messages
+                .iter()
+                .find(|m| m.message_id == message_id && m.from_bot)
+                .and_then(|m| m.invoice.clone())
+                .ok_or_else(|| ApiFailure::bad_request("no invoice with this message id"))?;
+            if invoice["paid"] == json!(true) {
+                return Err(ApiFailure::bad_request("this invoice is paid already"));
+            }
+            let payload = s
+                .invoice_payloads
+                .get(&(user.id, message_id))
+                .cloned()
+                .unwrap_or_default();
+            let query_id = format!("{}", rand::random::<u64>() >> 1);
+            let currency = invoice["currency"].as_str().unwrap_or("XTR").to_owned();
+            let amount = invoice["total_amount"].as_i64().unwrap_or(0);
+            let body = json!({"id": query_id, "from": chat.user.json(), "currency": currency,
+                "total_amount": amount, "invoice_payload": payload});
+            s.prechecks.insert(query_id.clone(), None);
+            self.push_update(&mut s, "pre_checkout_query", body);
+            (query_id, payload, currency, amount)
+        };
+        self.updates_ready.notify_waiters();
+        let deadline = tokio::time::Instant::now() + PRECHECK_LIMIT;
+        let answer = loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(Some(a)) = self.lock().prechecks.get(&query_id) {
+                break Some(a.clone());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break self.lock().prechecks.get(&query_id).cloned().flatten();
+            }
+        };
+        // Telegram forgets the query once it is answered or too old
+        self.lock().prechecks.remove(&query_id);
+        let Some(answer) = answer else {
+            return Ok(json!({"ok": false,
+                "error_message": "the bot did not answer the pre-checkout query within 10 seconds"}));
+        };
+        if answer["ok"] != json!(true) {
+            return Ok(answer);
+        }
+        let charge_id = format!("sim-charge-{:016x}", rand::random::<u64>());
+        {
+            let mut s = self.lock();
+            let date = now_ms() / 1000;
+            s.version += 1;
+            let version = s.version;
+            if let Some(m) = s
+                .chats
+                .get_mut(&user.id)
+                .and_then(|c| c.messages.iter_mut().find(|m| m.message_id == message_id))
+            {
+                if let Some(invoice) = m.invoice.as_mut() {
+                    invoice["paid"] = json!(true);
+                }
+                m.version = version;
+            }
+            s.charges.insert(
+                charge_id.clone(),
+                SimCharge {
+                    user_id: user.id,
+                    refunded: false,
+                },
+            );
+            let partner = json!({"transaction_type": "invoice_payment", "type": "user",
+                "user": s.chats[&user.id].user.json(), "invoice_payload": payload});
+            s.star_transactions
+                .push(json!({"id": charge_id, "date": date, "source": partner, "amount": amount}));
+            let paid =
+                json!({"kind": "successful_payment", "currency": currency, "total_amount": amount});
+            let m = Self::add_message(
+                &mut s,
+                user.id,
+                SimMessage {
+                    message_id: 0,
+                    from_bot: false,
+                    date,
+                    text: None,
+                    caption: None,
+                    photo: None,
+                    reply_markup: None,
+                    edited: false,
+                    edit_date: None,
+                    invoice: None,
+                    payment: Some(paid),
+                    version: 0,
+                },
+            )
+            .expect("chat exists");
+            let mut body = self.message_json(&s.chats[&user.id], &m);
+            body["successful_payment"] = json!({"currency": currency, "total_amount": amount,
+                "invoice_payload": payload, "telegram_payment_charge_id": charge_id,
+                "provider_payment_charge_id": ""});
+            self.push_update(&mut s, "message", body);
+        }
+        self.updates_ready.notify_waiters();
+        self.changed.notify_waiters();
+        Ok(json!({"ok": true, "charge_id": charge_id}))
+    }
+
+    /// answerPreCheckoutQuery.
+    pub fn answer_pre_checkout(
+        &self,
+        query_id: &str,
+        ok: bool,
+        error_message: Option<String>,
+    ) -> Result<(), ApiFailure> {
+        if !ok && error_message.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiFailure::bad_request(
+                "parameter \"error_message\" is required",
+            ));
+        }
+        {
+            let mut s = self.lock();
+            match s.prechecks.get_mut(query_id) {
+                Some(slot @ None) => {
+                    *slot = Some(if ok {
+                        json!({"ok": true})
+                    } else {
+                        json!({"ok": false, "error_message": error_message})
+                    });
+                }
+                _ => {
+                    return Err(ApiFailure::bad_request(
+                        "query is too old and response timeout expired or query ID is invalid",
+                    ));
+                }
+            }
+        }
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// refundStarPayment: the Stars go back to the user, with Telegram's errors for an unknown,
+    /// someone else's or an already refunded charge.
+    pub fn refund_star_payment(&self, user_id: i64, charge_id: &str) -> Result<(), ApiFailure> {
+        if charge_id.is_empty() {
+            return Err(ApiFailure::bad_request(
+                "parameter \"telegram_payment_charge_id\" is required",
+            ));
+        }
+        if user_id <= 0 {
+            return Err(ApiFailure::bad_request("invalid user_id specified"));
+        }
+        self.record_refund(Some(user_id), charge_id, false)
+    }
+
+    /// A refund made outside the bot (Telegram support): the bot gets a `refunded_payment`
+    /// service message.
+    pub fn refund_elsewhere(&self, charge_id: &str) -> Result<(), ApiFailure> {
+        self.record_refund(None, charge_id, true)
+    }
+
+    fn record_refund(
+        &self,
+        user_id: Option<i64>,
+        charge_id: &str,
+        tell_bot: bool,
+    ) -> Result<(), ApiFailure> {
+        {
+            let mut s = self.lock();
+            let charge = s
+                .charges
+                .get_mut(charge_id)
+                .ok_or_else(|| ApiFailure::bad_request("CHARGE_ID_EMPTY"))?;
+            if user_id.is_some_and(|u| u != charge.user_id) {
+                return Err(ApiFailure::bad_request("USER_ID_INVALID"));
+            }
+            if charge.refunded {
+                return Err(ApiFailure::bad_request("CHARGE_ALREADY_REFUNDED"));
+            }
+            charge.refunded = true;
+            let payer = charge.user_id;
+            let incoming = s
+                .star_transactions
+                .iter()
+                .find(|t| t["id"] == json!(charge_id) && t.get("source").is_some())
+                .cloned()
+                .unwrap_or(Value::Null);
+            let (amount, payload) = (
+                incoming["amount"].clone(),
+                incoming["source"]["invoice_payload"].clone(),
+            );
+            let date = now_ms() / 1000;
+            s.star_transactions
+                .push(json!({"id": charge_id, "date": date,
+                "receiver": incoming["source"], "amount": amount}));
+            let shown =
+                json!({"kind": "refunded_payment", "currency": "XTR", "total_amount": amount});
+            let Some(m) = Self::add_message(
+                &mut s,
+                payer,
+                SimMessage {
+                    message_id: 0,
+                    from_bot: true,
+                    date,
+                    text: None,
+                    caption: None,
+                    photo: None,
+                    reply_markup: None,
+                    edited: false,
+                    edit_date: None,
+                    invoice: None,
+                    payment: Some(shown),
+                    version: 0,
+                },
+            ) else {
+                return Ok(());
+            };
+            if tell_bot {
+                let chat = &s.chats[&payer];
+                let mut body = self.message_json(chat, &m);
+                // the sampled refunded_payment message carries no sender
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("from");
+                }
+                body["refunded_payment"] = json!({"currency": "XTR", "total_amount": amount,
+                    "invoice_payload": payload, "telegram_payment_charge_id": charge_id});
+                self.push_update(&mut s, "message", body);
+            }
+        }
+        self.updates_ready.notify_waiters();
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// getStarTransactions: the bot's Stars transactions in the order they happened, `offset`
+    /// and `limit` clamped as the Bot API server clamps them.
+    pub fn star_transactions(&self, offset: i64, limit: i64) -> Value {
+        let s = self.lock();
+        let offset = offset.max(0) as usize;
+        let limit = limit.clamp(1, 100) as usize;
+        let page: Vec<Value> = s
+            .star_transactions
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        json!({"transactions": page})
     }
 
     /// The username the simulated bot answers as.

@@ -28,6 +28,8 @@ pub fn router<S: Clone + Send + Sync + 'static>(sim: Arc<Simulator>) -> Router<S
         .route("/sim/api/users", get(users))
         .route("/sim/api/users/{id}/messages", post(user_message))
         .route("/sim/api/users/{id}/callbacks", post(user_callback))
+        .route("/sim/api/users/{id}/payments", post(user_payment))
+        .route("/sim/api/refunds", post(refund_elsewhere))
         .route("/sim/api/users/{id}/chat", get(chat))
         .route("/sim/api/raw", post(raw_update))
         .route("/sim/api/files/{file_id}", get(file))
@@ -267,6 +269,29 @@ async fn bot_api(
             sim.set_commands(&lang, commands);
             Ok(json!(true))
         }
+        "sendinvoice" => match int(v, "chat_id") {
+            Ok(chat) => sim.send_invoice(chat, v),
+            Err(e) => Err(e),
+        },
+        "answerprecheckoutquery" => match opt_str(v, "pre_checkout_query_id") {
+            Some(id) => {
+                let ok = matches!(&v["ok"], Value::Bool(true)) || v["ok"].as_str() == Some("true");
+                sim.answer_pre_checkout(&id, ok, opt_str(v, "error_message"))
+                    .map(|()| json!(true))
+            }
+            None => Err(ApiFailure::bad(
+                "parameter \"pre_checkout_query_id\" is required".into(),
+            )),
+        },
+        "refundstarpayment" => {
+            let user = int(v, "user_id").unwrap_or(0);
+            let charge = opt_str(v, "telegram_payment_charge_id").unwrap_or_default();
+            sim.refund_star_payment(user, &charge).map(|()| json!(true))
+        }
+        "getstartransactions" => Ok(sim.star_transactions(
+            int(v, "offset").unwrap_or(0),
+            int(v, "limit").unwrap_or(100),
+        )),
         "setwebhook" => Err(ApiFailure::bad(
             "webhooks are not available in the simulator".into(),
         )),
@@ -361,6 +386,44 @@ async fn user_callback(
     Ok(Json(
         json!({"update_id": update_id, "callback_query_id": query_id, "answer": answer}),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPayment {
+    /// The invoice message to pay.
+    pub message_id: i64,
+}
+
+/// The simulated user pays a Stars invoice (simulated Stars: nothing real is charged).
+async fn user_payment(
+    State(sim): Sim,
+    Path(id): Path<String>,
+    Json(body): Json<UserPayment>,
+) -> Result<Json<Value>, ApiError> {
+    let id = user_id(&id)?;
+    let user = sim_user(&sim, id, None, None, None);
+    let outcome = sim
+        .pay_invoice(&user, body.message_id)
+        .await
+        .map_err(|f| ApiError::bad_request("bad_invoice", f.description))?;
+    Ok(Json(outcome))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundElsewhere {
+    pub charge_id: String,
+}
+
+/// Telegram refunds a payment on its own (a support decision): the bot gets `refunded_payment`.
+async fn refund_elsewhere(
+    State(sim): Sim,
+    Json(body): Json<RefundElsewhere>,
+) -> Result<Json<Value>, ApiError> {
+    sim.refund_elsewhere(&body.charge_id)
+        .map_err(|f| ApiError::bad_request("bad_refund", f.description))?;
+    Ok(Json(json!({"refunded": body.charge_id})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -839,3 +839,56 @@ async fn an_agent_earns_stars_on_stars_sales_and_is_paid_out_per_currency() {
     shop.app.shutdown().await;
     db.finish().await;
 }
+
+#[tokio::test]
+async fn the_built_in_simulator_buys_with_stars_from_the_chat() {
+    let db = TestDb::sqlite().await;
+    let product = stars_product(&db.store, 2).await;
+    let app = start_app(&db.url, &[]).await;
+    let alice = crate::common::sim::SimUser::new(app.http_addr, 4242);
+    alice.say(&format!("/start p_{product}")).await;
+    let screen = alice.expect(0, "Premium key").await;
+    assert!(screen.text.contains("100 ⭐"), "{}", screen.text);
+    let v = alice.version().await;
+    alice
+        .press(screen.message_id, &screen.button("Pay with Stars"))
+        .await;
+    let keyboard = alice.expect(v, "How many").await;
+    alice
+        .press(keyboard.message_id, &format!("sq:{product}:1"))
+        .await;
+    let invoice = alice.invoice().await;
+    let details = invoice.invoice.clone().unwrap();
+    assert_eq!(details["currency"], "XTR");
+    assert_eq!(details["total_amount"], 100);
+    let v = alice.version().await;
+    let paid = alice.pay(invoice.message_id).await;
+    assert_eq!(paid["ok"], true, "{paid}");
+    let delivered = alice.expect(v, "Your item").await;
+    assert!(delivered.text.contains("KEY-0001"), "{}", delivered.text);
+    let again = reqwest::Client::new()
+        .post(format!(
+            "http://{}/sim/api/users/4242/payments",
+            app.http_addr
+        ))
+        .json(&json!({"message_id": invoice.message_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400, "an invoice is paid once");
+
+    // Telegram refunds it on its own: the order follows
+    let charge = paid["charge_id"].as_str().unwrap();
+    alice.refund_elsewhere(charge).await;
+    let order_id = db
+        .store
+        .stars_payment_by_charge(charge)
+        .await
+        .unwrap()
+        .unwrap()
+        .order_id
+        .unwrap();
+    wait_status(&db.store, order_id, OrderStatus::Refunded).await;
+    app.shutdown().await;
+    db.finish().await;
+}

@@ -21,6 +21,10 @@ pub struct ChatMessage {
     pub text: String,
     pub photo: Option<String>,
     pub buttons: Vec<(String, String)>,
+    /// A Stars invoice (title, description, currency, total_amount, paid).
+    pub invoice: Option<Value>,
+    /// A payment service message (successful_payment, refunded_payment).
+    pub payment: Option<Value>,
     pub version: u64,
 }
 
@@ -50,6 +54,8 @@ impl ChatMessage {
                 .to_owned(),
             photo: v["photo"].as_str().map(str::to_owned),
             buttons,
+            invoice: (!v["invoice"].is_null()).then(|| v["invoice"].clone()),
+            payment: (!v["payment"].is_null()).then(|| v["payment"].clone()),
             version: v["version"].as_u64().unwrap(),
         }
     }
@@ -136,6 +142,45 @@ impl SimUser {
         let v = self.version().await;
         self.press(keyboard.message_id, &data).await;
         self.expect(v, "Send <b>exactly</b>").await
+    }
+
+    /// Presses "Pay" on a Stars invoice: `{"ok": true, "charge_id": ...}` or the bot's refusal.
+    pub async fn pay(&self, message_id: i64) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/sim/api/users/{}/payments", self.base, self.id))
+            .json(&json!({"message_id": message_id}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{v}");
+        v
+    }
+
+    /// Telegram refunds a charge on its own (the bot gets `refunded_payment`).
+    pub async fn refund_elsewhere(&self, charge_id: &str) {
+        let r = self
+            .client
+            .post(format!("{}/sim/api/refunds", self.base))
+            .json(&json!({"charge_id": charge_id}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    /// The newest unpaid invoice in the chat, once the bot has sent one.
+    pub async fn invoice(&self) -> ChatMessage {
+        super::wait_for("a Stars invoice", Duration::from_secs(20), || async {
+            self.chat()
+                .await
+                .into_iter()
+                .rev()
+                .find(|m| m.invoice.as_ref().is_some_and(|i| i["paid"] == false))
+        })
+        .await
     }
 
     /// The answer the bot gave to a button press, once it has answered.
