@@ -89,7 +89,7 @@ function money(v) {
   if (s.includes('.')) s = s.replace(/0+$/, '').replace(/\.$/, '');
   return s + ' USDT';
 }
-const price = (p) => (p.kind === 'topup' ? 'any amount' : money(p.price));
+const price = (p) => (p.kind === 'topup' ? 'any amount' : money(p.price) + (p.stars_price ? ' · ' + p.stars_price + ' ⭐' : ''));
 
 // Seconds as "3 d 4 h", "2 h 5 min", "4 min 10 s", "12 s".
 function duration(secs) {
@@ -247,23 +247,29 @@ const show = (name) => (name === state.panel ? render() : go(name));
 
 function every(ms, fn) { state.timers.push(setInterval(() => fn().catch(() => {}), ms)); }
 
+/// Whole Telegram Stars as the dashboard shows them.
+const stars = (n) => (n || 0) + ' ⭐';
+/// What an order costs, in its currency.
+const orderAmount = (o) => (o.payment_method === 'stars' ? stars(o.stars) : money(o.payable_amount));
+
 async function overview(root) {
   const o = await api('GET', v1('/admin/overview'));
   const pct = (x) => (x * 100).toFixed(1) + '%';
   root.append(el('div', { class: 'cards' },
-    [['Revenue today', money(o.today.revenue)], ['Orders today', o.today.orders], ['Paid today', o.today.paid_orders],
-     ['Conversion today', pct(o.today.conversion)], ['Revenue, 30 days', money(o.last_30_days.revenue)],
+    [['Revenue today', money(o.today.revenue)], ['Stars revenue today', stars(o.today.stars_revenue)], ['Orders today', o.today.orders], ['Paid today', o.today.paid_orders],
+     ['Conversion today', pct(o.today.conversion)], ['Revenue, 30 days', money(o.last_30_days.revenue)], ['Stars revenue, 30 days', stars(o.last_30_days.stars_revenue)],
      ['Orders, 30 days', o.last_30_days.orders], ['Conversion, 30 days', pct(o.last_30_days.conversion)],
      ['Pending payments', o.pending_payments]]
       .map(([l, v]) => el('div', { class: 'card' }, el('div', { class: 'value', text: String(v) }), el('div', { class: 'label', text: l })))));
-  root.append(el('p', { class: 'muted', text: 'Sales only: balance top-ups are not counted in revenue, orders or conversion.' }));
+  root.append(el('p', { class: 'muted', text: 'Sales only: balance top-ups are not counted in revenue, orders or conversion. USDT and Telegram Stars are counted apart, never added together.' }));
   root.append(el('div', { class: 'charts', id: 'charts' },
     dailyChart('Revenue per day (USDT)', 'Revenue', o.days, (d) => Number(d.revenue), (v) => money(+v.toFixed(6)).replace(' USDT', ''), 'No sales in the last 30 days yet.'),
+    dailyChart('Stars revenue per day', 'Stars revenue', o.days, (d) => d.stars_revenue, (v) => String(Math.round(v)) + ' ⭐', 'No Stars sales in the last 30 days yet.', true),
     dailyChart('Orders per day', 'Orders', o.days, (d) => d.orders, (v) => String(Math.round(v)), 'No orders in the last 30 days yet.', true),
     dailyChart('Payment detection, seconds (daily average)', 'Detection', o.days, (d) => d.detection_seconds || 0, (v) => v.toFixed(1) + ' s', 'No payments detected in the last 30 days yet.')));
 }
 
-const EMPTY_PRODUCT = { id: null, kind: 'digital', name_en: '', name_zh: '', description_en: '', description_zh: '', price: '', category_id: '', hidden: false };
+const EMPTY_PRODUCT = { id: null, kind: 'digital', name_en: '', name_zh: '', description_en: '', description_zh: '', price: '', stars_price: null, category_id: '', hidden: false };
 
 async function products(root) {
   const [list, cats] = await Promise.all([api('GET', v1('/products?include_hidden=true&limit=200')), api('GET', v1('/categories'))]);
@@ -279,6 +285,7 @@ async function products(root) {
         input('p-name-en', 'Name (English)', { value: p.name_en, field: 'name_en' }), input('p-name-zh', 'Name (中文)', { value: p.name_zh, field: 'name_zh' }),
         select('p-kind', 'Kind', [['digital', 'digital goods'], ['service', 'service'], ['topup', 'balance top-up']], p.kind),
         input('p-price', 'Price (USDT)', { value: p.kind === 'topup' ? '0' : (p.price ? money(p.price).replace(' USDT', '') : ''), field: 'price' }),
+        input('p-stars', 'Price (Telegram Stars, whole)', { value: p.stars_price == null ? '' : String(p.stars_price), field: 'stars_price', placeholder: 'e.g. 100' }),
         select('p-category', 'Category', [['', '(none)'], ...cats.map((c) => [String(c.id), c.name_en])], p.category_id ? String(p.category_id) : '')),
       el('div', { class: 'row' }, el('label', {}, 'Description (English)', el('textarea', { id: 'p-desc-en', value: p.description_en })),
         el('label', {}, 'Description (中文)', el('textarea', { id: 'p-desc-zh', value: p.description_zh }))),
@@ -286,6 +293,7 @@ async function products(root) {
         el('button', { id: 'p-save', class: 'primary', onclick: guarded(async () => {
           const body = { kind: val('p-kind'), name_en: val('p-name-en'), name_zh: val('p-name-zh'), description_en: val('p-desc-en'),
             description_zh: val('p-desc-zh'), price: val('p-price'), hidden: document.getElementById('p-hidden').checked,
+            stars_price: starsField(val('p-stars')),
             category_id: val('p-category') ? Number(val('p-category')) : null };
           if (p.id) await api('PUT', v1('/products/' + p.id), body); else await api('POST', v1('/products'), body);
           toast('Saved'); show('products');
@@ -322,7 +330,15 @@ async function products(root) {
 
 function pick(p) {
   return { kind: p.kind, name_en: p.name_en, name_zh: p.name_zh, description_en: p.description_en, description_zh: p.description_zh,
-    price: p.price, hidden: p.hidden, category_id: p.category_id, position: p.position };
+    price: p.price, stars_price: p.stars_price, hidden: p.hidden, category_id: p.category_id, position: p.position };
+}
+
+/// The Stars price field: empty is none; anything else goes to the API as typed, so a wrong
+/// value is refused there with its reason beside the field.
+function starsField(text) {
+  const t = text.trim();
+  if (!t) return null;
+  return /^\d+$/.test(t) ? Number(t) : t;
 }
 
 const NEXT = { paid: ['delivered', 'in_progress', 'completed', 'refunded'], delivered: ['completed', 'refunded'],
@@ -355,7 +371,7 @@ async function orders(root, openId) {
     const r = await api('GET', v1('/orders?' + q));
     await users(r.items.map((o) => o.user_id));
     list.replaceChildren(table([
-      ['#', (o) => o.id], ['Customer', (o) => customer(o.user_id)], ['Product', product], ['Amount', (o) => money(o.payable_amount)],
+      ['#', (o) => o.id], ['Customer', (o) => customer(o.user_id)], ['Product', product], ['Amount', orderAmount],
       ['Status', (o) => badge(o.status)], ['Created', (o) => fmtTime(o.created_at)],
     ], r.items, (o) => go('orders', o.id), 'No orders match.'));
   }
@@ -365,12 +381,21 @@ async function orders(root, openId) {
     await users([o.user_id]);
     detail.replaceChildren(el('h3', { text: 'Order #' + o.id }),
       el('p', {}, customer(o.user_id), ' · ', product(o), ' · ', badge(o.status), ' · payment ', badge(pay.state)),
-      el('p', {}, 'Pays ', el('strong', { text: money(o.payable_amount) }), ' to ', el('code', { class: 'wrap', text: o.wallet || '' }), ' · created ', fmtTime(o.created_at)),
+      o.payment_method === 'stars'
+        ? el('p', {}, 'Pays ', el('strong', { text: stars(o.stars) }), ' with Telegram Stars · created ', fmtTime(o.created_at))
+        : el('p', {}, 'Pays ', el('strong', { text: money(o.payable_amount) }), ' to ', el('code', { class: 'wrap', text: o.wallet || '' }), ' · created ', fmtTime(o.created_at)),
       o.request_text ? el('p', {}, 'Request: ', el('span', { class: 'request', text: o.request_text })) : '',
       o.delivery ? el('p', {}, 'Delivered: ', el('code', { class: 'wrap', text: o.delivery })) : '',
-      el('div', { class: 'row' }, (NEXT[o.status] || []).map((s) => el('button', { 'data-status': s, onclick: guarded(async () => {
+      el('div', { class: 'row' }, (NEXT[o.status] || []).filter((s) => s !== 'refunded').map((s) => el('button', { 'data-status': s, onclick: guarded(async () => {
         await api('PUT', v1('/orders/' + o.id), { status: s }); toast('Order #' + o.id + ' is now ' + s.replace(/_/g, ' ') + '; the customer is told'); await load(); await open(o.id);
-      }) }, 'Mark ' + s.replace(/_/g, ' ')))),
+      }) }, 'Mark ' + s.replace(/_/g, ' '))),
+        (NEXT[o.status] || []).includes('refunded') && o.kind !== 'topup' ? el('button', { class: 'danger', id: 'order-refund', onclick: guarded(async () => {
+          const how = o.payment_method === 'stars' ? stars(o.stars) + ' go back to the customer through Telegram' : money(o.price) + ' is credited to the customer\'s balance';
+          if (!await confirmDialog('Refund order #' + o.id + '? ' + how + '.', 'Refund')) return;
+          const r = await api('POST', v1('/orders/' + o.id + '/refund'));
+          toast('Order #' + o.id + ' refunded' + (r.telegram === 'already_refunded' ? ' (Telegram had refunded the Stars already)' : '') + '; the customer is told');
+          await load(); await open(o.id);
+        }) }, 'Refund') : ''),
       el('h3', { text: 'Timeline' }),
       el('ol', { class: 'timeline', id: 'order-timeline' }, audit.items.slice().reverse().map((a) => el('li', { 'data-action': a.action },
         el('time', { text: fmtTime(a.at) }), ' ', el('span', { class: 'what', text: sentence(a) }), diff(a.before, a.after) ? el('div', { class: 'change muted', text: diff(a.before, a.after) }) : ''))),
@@ -395,8 +420,10 @@ function customer(id) {
 
 async function payments(root) {
   const list = el('div');
-  root.append(el('div', { class: 'row' }, select('t-outcome', 'Outcome', [['', 'any'], ...['matched', 'late', 'review', 'unmatched', 'assigned', 'pending'].map((s) => [s, s])]),
-    el('button', { onclick: guarded(() => load()) }, 'Filter')), list, el('h3', { text: 'Chain scanners' }), el('div', { id: 'scanners' }));
+  root.append(el('div', { id: 'revenue-split' }), el('div', { class: 'row' }, select('t-outcome', 'Outcome', [['', 'any'], ...['matched', 'late', 'review', 'unmatched', 'assigned', 'pending'].map((s) => [s, s])]),
+    el('button', { onclick: guarded(() => load()) }, 'Filter')), list,
+    el('h3', { text: 'Telegram Stars payments' }), el('p', { class: 'muted', text: 'Every successful_payment Telegram reported. Unmatched ones paid no order: refund them.' }), el('div', { id: 'stars-payments' }),
+    el('h3', { text: 'Chain scanners' }), el('div', { id: 'scanners' }));
   async function load() {
     const q = new URLSearchParams({ limit: '100' });
     if (val('t-outcome')) q.set('outcome', val('t-outcome'));
@@ -413,6 +440,20 @@ async function payments(root) {
           await api('POST', v1('/payments/transfers/' + t.id + '/assign'), { order_id: Number(order) }); toast('Transfer #' + t.id + ' paid order #' + order); load();
         }) }, 'Assign')) : ''],
     ], r.items, null, 'No transfers match.'));
+    const o = await api('GET', v1('/admin/overview'));
+    document.getElementById('revenue-split').replaceChildren(el('div', { class: 'cards' },
+      [['USDT revenue, 30 days', money(o.last_30_days.revenue)], ['Stars revenue, 30 days', stars(o.last_30_days.stars_revenue)]]
+        .map(([l, v]) => el('div', { class: 'card' }, el('div', { class: 'value', text: String(v) }), el('div', { class: 'label', text: l })))));
+    const sp = await api('GET', v1('/stars/payments?limit=100'));
+    document.getElementById('stars-payments').replaceChildren(table([
+      ['#', (p) => p.id], ['Customer', (p) => 'tg ' + p.telegram_id], ['Stars', (p) => stars(p.total_amount)], ['Currency', (p) => p.currency],
+      ['Outcome', (p) => badge(p.outcome)], ['Why', (p) => p.problem || ''], ['Order', (p) => p.order_id || ''], ['At', (p) => fmtTime(p.created_at)],
+      ['', (p) => (p.refunded_at ? 'refunded ' + fmtTime(p.refunded_at) : el('button', { class: p.outcome === 'unmatched' ? 'danger' : '', 'data-stars-refund': p.id, onclick: guarded(async () => {
+        if (!await confirmDialog('Give ' + stars(p.total_amount) + ' back to Telegram user ' + p.telegram_id + '?' + (p.outcome === 'credited' ? ' Order #' + p.order_id + ' becomes refunded.' : ''), 'Refund')) return;
+        const r = await api('POST', v1('/stars/payments/' + p.id + '/refund'));
+        toast('Stars payment #' + p.id + ' refunded' + (r.telegram === 'already_refunded' ? ' (Telegram had refunded it already)' : '')); load();
+      }) }, 'Refund'))],
+    ], sp.items, null, 'No Stars payments yet.'));
     const s = await api('GET', v1('/admin/scanners'));
     document.getElementById('scanners').replaceChildren(table([['Source', (x) => x.source], ['Chain', (x) => x.chain], ['Head', (x) => x.head || ''],
       ['Cursor', (x) => x.cursor || ''], ['Lag (s)', (x) => x.lag_seconds], ['Errors', (x) => x.errors], ['Last error', (x) => x.last_error || '']], s));
@@ -636,7 +677,25 @@ async function simulator(root) {
     const b = el('div', { class: 'bubble' + (m.from_bot ? '' : ' mine'), 'data-message': m.message_id });
     if (m.photo) b.append(el('img', { src: '/sim/api/files/' + encodeURIComponent(m.photo), alt: 'QR code' }));
     const text = m.text || m.caption || '';
-    if (m.from_bot) b.append(el('div', { class: 'text' }, richText(text))); else b.append(el('div', { class: 'text', text }));
+    if (m.invoice) {
+      // a Stars invoice as Telegram shows it, with its Pay button; the Stars are simulated
+      const inv = m.invoice;
+      b.classList.add('invoice');
+      b.append(el('div', { class: 'text' }, el('strong', { text: inv.title })), el('div', { class: 'text', text: inv.description }),
+        el('div', { class: 'text' }, el('strong', { text: inv.total_amount + ' ⭐' })));
+      if (inv.paid) b.append(el('div', { class: 'muted', text: 'Paid (simulated Stars)' }));
+      else b.append(el('button', { class: 'primary pay-invoice', 'data-invoice': m.message_id, onclick: guarded(async () => {
+        const r = await api('POST', '/sim/api/users/' + state.simUser.id + '/payments', { message_id: m.message_id });
+        if (r.ok) toast('Paid ' + inv.total_amount + ' simulated Stars'); else toast('Telegram refused: ' + (r.error_message || 'no answer'));
+        await refresh();
+      }) }, 'Pay ' + inv.total_amount + ' ⭐ (simulated)'));
+    } else if (m.payment) {
+      const p = m.payment;
+      b.classList.add('service');
+      b.append(el('div', { class: 'text', text: p.kind === 'refunded_payment'
+        ? '↩️ ' + p.total_amount + ' ⭐ refunded (simulated Stars)'
+        : '⭐ You paid ' + p.total_amount + ' Stars (simulated)' }));
+    } else if (m.from_bot) b.append(el('div', { class: 'text' }, richText(text))); else b.append(el('div', { class: 'text', text }));
     const at = new Date(m.date * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     b.append(el('div', { class: 'meta', text: (m.edited ? 'edited ' : '') + at }));
     const rows = (m.reply_markup && m.reply_markup.inline_keyboard) || [];

@@ -11,8 +11,11 @@ const DAY_MS: i64 = 86_400_000;
 /// Sales over a period.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Period {
+    /// USDT revenue (sales paid in USDT or from the balance).
     #[schema(value_type = String)]
     pub revenue: Money,
+    /// Telegram Stars revenue, in whole Stars: shown beside the USDT figure, never added to it.
+    pub stars_revenue: i64,
     pub orders: i64,
     pub paid_orders: i64,
     /// Paid orders per order created, 0 to 1.
@@ -25,6 +28,8 @@ pub struct Day {
     pub day: i64,
     #[schema(value_type = String)]
     pub revenue: Money,
+    /// Whole Stars.
+    pub stars_revenue: i64,
     pub orders: i64,
     pub paid_orders: i64,
     /// Mean seconds from a paying transfer's block to its order being paid.
@@ -44,12 +49,14 @@ const PAID: &str = "('paid', 'delivered', 'in_progress', 'completed')";
 
 impl Store {
     async fn period(&self, since: i64) -> StoreResult<Period> {
-        let (orders, paid, revenue): (i64, i64, i64) = on_pool!(self, pool => {
+        let (orders, paid, revenue, stars): (i64, i64, i64, i64) = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "select (select count(*) from orders where created_at >= $1 and kind <> 'topup'), \
                  (select count(*) from orders where paid_at >= $1 and kind <> 'topup' and status in {PAID}), \
                  (select cast(coalesce(sum(price), 0) as bigint) from orders where paid_at >= $1 \
-                  and kind <> 'topup' and status in {PAID})"
+                  and kind <> 'topup' and status in {PAID}), \
+                 (select cast(coalesce(sum(stars), 0) as bigint) from orders where paid_at >= $1 \
+                  and payment_method = 'stars' and status in {PAID})"
             )))
             .bind(since)
             .fetch_one(pool)
@@ -57,6 +64,7 @@ impl Store {
         });
         Ok(Period {
             revenue: Money::from_micros(revenue),
+            stars_revenue: stars,
             orders,
             paid_orders: paid,
             conversion: if orders > 0 {
@@ -87,9 +95,10 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let sold: Vec<(i64, i64, i64)> = on_pool!(self, pool => {
+        let sold: Vec<(i64, i64, i64, i64)> = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "select paid_at / 86400000 as d, count(*), cast(sum(price) as bigint) from orders \
+                "select paid_at / 86400000 as d, count(*), cast(sum(price) as bigint), \
+                 cast(coalesce(sum(stars), 0) as bigint) from orders \
                  where paid_at >= $1 and kind <> 'topup' and status in {PAID} group by paid_at / 86400000"
             )))
             .bind(since)
@@ -108,14 +117,15 @@ impl Store {
         });
         let days = (first_day..=today_start / DAY_MS)
             .map(|d| {
-                let (paid_orders, revenue) = sold
+                let (paid_orders, revenue, stars_revenue) = sold
                     .iter()
                     .find(|s| s.0 == d)
-                    .map(|s| (s.1, s.2))
-                    .unwrap_or((0, 0));
+                    .map(|s| (s.1, s.2, s.3))
+                    .unwrap_or((0, 0, 0));
                 Day {
                     day: d,
                     revenue: Money::from_micros(revenue),
+                    stars_revenue,
                     orders: created.iter().find(|c| c.0 == d).map(|c| c.1).unwrap_or(0),
                     paid_orders,
                     detection_seconds: detection

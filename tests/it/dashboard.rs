@@ -436,7 +436,7 @@ async fn the_demo_end_to_end_in_a_real_browser() {
     // no sales yet: the charts say so instead of drawing empty frames
     b.wait_until(
         "empty charts",
-        "document.querySelectorAll('#charts .empty').length === 3",
+        "document.querySelectorAll('#charts .empty').length === 4",
     )
     .await;
     b.screenshot("overview").await;
@@ -768,4 +768,106 @@ async fn the_demo_keeps_a_password_an_operator_set() {
         &admin.password_hash
     ));
     db.finish().await;
+}
+
+/// The Stars side of the demo in a browser: a customer pays an invoice with simulated Stars
+/// from the chat window, Overview shows Stars revenue beside USDT, and an operator refunds the
+/// order from Orders and sees the payment refunded in Payments.
+#[tokio::test]
+async fn stars_are_bought_and_refunded_from_the_dashboard_in_a_real_browser() {
+    if !crate::common::webdriver::available() {
+        return;
+    }
+    let db = TestDb::sqlite().await;
+    let app = start_app(&db.url, &[]).await;
+    telebot::demo::seed_catalog(&db.store).await.unwrap();
+    account(&db, "admin", Role::Admin).await;
+    let vpn = db
+        .store
+        .list_products(
+            &telebot::store::ProductFilter {
+                category_id: None,
+                include_hidden: false,
+            },
+            telebot::store::Page::new(50, 0),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.stars_price.is_some() && p.kind == telebot::domain::ProductKind::Digital)
+        .expect("the demo sells a digital good for Stars");
+    let base = format!("http://{}", app.http_addr);
+    let b = Browser::start().await;
+    b.goto(&format!("{base}/admin")).await;
+    b.type_into("#login-username", "admin").await;
+    b.type_into("#login-password", PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_until("the overview", "document.querySelector('.cards')")
+        .await;
+
+    b.click("button[data-panel=simulator]").await;
+    b.type_into("#sim-name", "Mei").await;
+    b.type_into("#sim-payload", &format!("p_{}", vpn.id)).await;
+    b.click("#sim-add").await;
+    b.wait_until(
+        "Pay with Stars on the product",
+        "document.querySelector('#sim-chat button[data-callback^=\"bs:\"]')",
+    )
+    .await;
+    b.eval("document.querySelector('#sim-chat button[data-callback^=\"bs:\"]').click(); return 1;")
+        .await;
+    b.wait_until(
+        "the Stars quantity buttons",
+        "document.querySelector('#sim-chat button[data-callback^=\"sq:\"]')",
+    )
+    .await;
+    b.eval("document.querySelector('#sim-chat button[data-callback^=\"sq:\"]').click(); return 1;")
+        .await;
+    b.wait_until(
+        "the invoice with its simulated Pay button",
+        "(() => { const p = document.querySelector('#sim-chat .pay-invoice'); return p && p.textContent.includes('simulated'); })()",
+    )
+    .await;
+    b.screenshot("simulator-stars-invoice").await;
+    b.click("#sim-chat .pay-invoice").await;
+    b.wait_until("the key delivered after the Stars payment", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('Your item'))").await;
+    b.wait_until(
+        "the payment shown in the chat",
+        "[...document.querySelectorAll('#sim-chat .bubble.service')].some(x => x.textContent.includes('You paid'))",
+    )
+    .await;
+    b.screenshot("simulator-stars-paid").await;
+
+    // Overview: Stars revenue beside the USDT revenue, not added to it
+    let stars = vpn.stars_price.unwrap();
+    b.click("button[data-panel=overview]").await;
+    b.wait_until("the Stars revenue card", &format!("[...document.querySelectorAll('.card')].some(c => c.textContent.includes('Stars revenue today') && c.textContent.includes('{stars} ⭐'))")).await;
+    b.wait_until("USDT revenue untouched", "[...document.querySelectorAll('.card')].some(c => c.textContent.startsWith('0 USDT') && c.textContent.includes('Revenue today'))").await;
+    b.screenshot("overview-stars").await;
+
+    // refund from the order
+    b.click("button[data-panel=orders]").await;
+    b.wait_until("the Stars order", &format!("[...document.querySelectorAll('#orders-list tbody tr')].some(tr => tr.textContent.includes('{stars} ⭐'))")).await;
+    b.eval("document.querySelector('#orders-list tbody tr').click(); return 1;")
+        .await;
+    b.wait_until(
+        "the refund button",
+        "document.querySelector('#order-refund')",
+    )
+    .await;
+    b.click("#order-refund").await;
+    b.wait_until("the confirmation", "document.querySelector('#confirm-yes')")
+        .await;
+    b.click("#confirm-yes").await;
+    b.wait_until(
+        "the order refunded",
+        "[...document.querySelectorAll('#order-detail .badge')].some(x => x.textContent === 'refunded')",
+    )
+    .await;
+    b.click("button[data-panel=payments]").await;
+    b.wait_until("the Stars payment refunded", "(() => { const t = document.querySelector('#stars-payments'); return t && t.textContent.includes('credited') && t.textContent.includes('refunded'); })()").await;
+    b.wait_until("revenue per currency", "(() => { const t = document.querySelector('#revenue-split').textContent; return t.includes('USDT revenue, 30 days') && t.includes('Stars revenue, 30 days'); })()").await;
+    b.screenshot("payments-stars").await;
+    b.quit().await;
+    app.shutdown().await;
 }
