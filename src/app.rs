@@ -510,10 +510,28 @@ fn bot_children(app: &Arc<App>) -> Vec<ChildSpec> {
         mode,
         leader: app.leadership.clone(),
     };
-    vec![
+    let mut children = vec![
         actor_child("router", router, Some(app.bot.slot().clone())),
         actor_child("telegram", intake, None),
-    ]
+    ];
+    if app.config.stars.enabled {
+        let reconciler = crate::actors::stars_reconciler::StarsReconciler {
+            store: app.store.clone(),
+            orders: app.bot_env.orders.clone(),
+            outbound: app.bot_env.outbound.clone(),
+            grace: crate::actors::stars_reconciler::SETTLE_GRACE,
+        };
+        children.push(actor_child(
+            "stars-reconciler",
+            Periodic::new(
+                reconciler,
+                app.config.stars.reconcile_every,
+                app.leadership.clone(),
+            ),
+            None,
+        ));
+    }
+    children
 }
 
 fn notifier_children(app: &Arc<App>) -> Vec<ChildSpec> {

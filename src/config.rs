@@ -403,6 +403,9 @@ pub struct StarsConfig {
     /// Time a customer has to pay a Stars invoice.
     #[serde(with = "duration_str")]
     pub window: Duration,
+    /// Time between comparisons of Telegram's Stars transactions with the recorded payments.
+    #[serde(with = "duration_str")]
+    pub reconcile_every: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

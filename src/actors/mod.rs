@@ -57,6 +57,7 @@ pub mod outbox_worker;
 pub mod periodic;
 pub mod reconciler;
 pub mod session;
+pub mod stars_reconciler;
 pub mod telegram_intake;
 pub mod trongrid_scanner;
 

@@ -90,6 +90,7 @@ pub async fn customer(
         | OutboxEvent::LatePaymentReview { .. }
         | OutboxEvent::UnmatchedTransfer { .. }
         | OutboxEvent::StarsPaymentUnmatched { .. }
+        | OutboxEvent::StarsTransactionMissing { .. }
         | OutboxEvent::SupportRequest { .. }
         | OutboxEvent::Callback(_) => return Ok(None),
     };
@@ -153,6 +154,19 @@ pub async fn operator(
                     ("currency", &p.currency),
                     ("telegram_id", &p.telegram_id),
                     ("problem", &p.problem.unwrap_or_default()),
+                ],
+            )
+        }
+        OutboxEvent::StarsTransactionMissing { payment_id } => {
+            let p = store.stars_payment(payment_id).await?;
+            tf(
+                lang,
+                "operator.stars_missing",
+                &[
+                    ("payment", &p.id),
+                    ("amount", &p.total_amount),
+                    ("order", &p.order_id.unwrap_or(0)),
+                    ("charge", &p.charge_id),
                 ],
             )
         }

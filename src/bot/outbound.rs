@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use teloxide::payloads::{
     AnswerCallbackQuerySetters, AnswerPreCheckoutQuerySetters, EditMessageTextSetters,
-    SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
+    GetStarTransactionsSetters, SendMessageSetters, SendPhotoSetters, SetMyCommandsSetters,
 };
 use teloxide::prelude::*;
 use teloxide::types::{
@@ -480,6 +480,19 @@ impl Outbound {
             Err(SendError::Refused(e)) if e.contains("CHARGE_ALREADY_REFUNDED") => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// One page of the bot's Stars transactions, oldest first (`getStarTransactions`).
+    pub async fn star_transactions(
+        &self,
+        offset: u32,
+        limit: u8,
+    ) -> Result<teloxide::types::StarTransactions, SendError> {
+        self.call(Pace::Free, || {
+            let r = self.bot.get_star_transactions().offset(offset).limit(limit);
+            async move { r.await }
+        })
+        .await
     }
 
     pub async fn set_commands(

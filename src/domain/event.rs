@@ -101,6 +101,11 @@ pub enum OutboxEvent {
     StarsPaymentUnmatched {
         payment_id: i64,
     },
+    /// A credited Stars payment that Telegram's Stars transactions do not list (found by the
+    /// reconciliation): an operator checks it.
+    StarsTransactionMissing {
+        payment_id: i64,
+    },
     /// A customer asked for help with a payment (/paysupport).
     SupportRequest {
         request_id: i64,
@@ -162,6 +167,7 @@ impl OutboxEvent {
             | LatePaymentReview { .. }
             | UnmatchedTransfer { .. }
             | StarsPaymentUnmatched { .. }
+            | StarsTransactionMissing { .. }
             | SupportRequest { .. } => Audience::Operator,
             Callback(_) => Audience::Callback,
         }
@@ -188,6 +194,7 @@ impl OutboxEvent {
             LatePaymentReview { transfer_id, .. } => format!("review:{transfer_id}"),
             UnmatchedTransfer { transfer_id } => format!("unmatched:{transfer_id}"),
             StarsPaymentUnmatched { payment_id } => format!("stars_unmatched:{payment_id}"),
+            StarsTransactionMissing { payment_id } => format!("stars_missing:{payment_id}"),
             SupportRequest { request_id, .. } => format!("support:{request_id}"),
             Callback(c) => format!("callback:{}:{}", c.name(), c.order_id),
         }
@@ -212,6 +219,7 @@ impl OutboxEvent {
             AgentApproved { .. }
             | UnmatchedTransfer { .. }
             | StarsPaymentUnmatched { .. }
+            | StarsTransactionMissing { .. }
             | SupportRequest { .. } => None,
         }
     }

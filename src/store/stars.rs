@@ -385,6 +385,28 @@ impl Store {
         })
     }
 
+    /// Credited, unrefunded Stars payments recorded before `before` (Unix ms), oldest first:
+    /// what the reconciliation expects to find among Telegram's Stars transactions.
+    pub async fn credited_stars_payments(&self, before: i64) -> StoreResult<Vec<StarsPayment>> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_as(concat!(
+                "select ", stars_payment_columns!(),
+                " from stars_payments where outcome = 'credited' and refunded_at is null \
+                  and created_at < $1 order by id"
+            ))
+            .bind(before)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Tells operators, once, that a credited Stars payment is missing from Telegram's Stars
+    /// transactions. `true` the first time.
+    pub async fn report_missing_stars_transaction(&self, payment_id: i64) -> StoreResult<bool> {
+        self.enqueue_event(&OutboxEvent::StarsTransactionMissing { payment_id })
+            .await
+    }
+
     /// Marks a Stars payment refunded (Telegram has given the Stars back). When it paid an
     /// order, the order becomes `refunded`, the delivered items are revoked, the agent's
     /// commission is taken back and the customer is told, in the same transaction.

@@ -25,6 +25,17 @@ const CUSTOMER: i64 = 123_456_789;
 const STRANGER: i64 = 555_000_111;
 const OPERATOR_CHAT: i64 = 9_000_001;
 
+fn sample_transactions() -> Vec<Value> {
+    let v: Value = serde_json::from_str(include_str!(
+        "../data/wire/telegram-stars/getStarTransactions.json"
+    ))
+    .unwrap();
+    v["response"]["body"]["result"]["transactions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 fn sample(name: &str) -> Value {
     let text = match name {
         "sendInvoice" => include_str!("../data/wire/telegram-stars/sendInvoice.json"),
@@ -43,6 +54,8 @@ struct FakeState {
     /// Error bodies for the next refundStarPayment calls (from the sample's error_responses).
     refund_errors: VecDeque<Value>,
     next_message_id: i64,
+    /// What getStarTransactions lists, oldest first.
+    star_transactions: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -84,6 +97,25 @@ impl FakeBotApi {
             .filter(|c| c["chat_id"].as_i64() == Some(chat))
             .filter_map(|c| c["text"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// Telegram's record of a payment (`incoming`) or of its refund, shaped as the sample's.
+    fn list_transaction(
+        &self,
+        charge: &str,
+        from: i64,
+        payload: &str,
+        amount: i64,
+        incoming: bool,
+    ) {
+        let sample = sample_transactions();
+        let mut t = sample[if incoming { 0 } else { 2 }].clone();
+        t["id"] = json!(charge);
+        t["amount"] = json!(amount);
+        let side = if incoming { "source" } else { "receiver" };
+        t[side]["user"] = user(from);
+        t[side]["invoice_payload"] = json!(payload);
+        self.state.lock().unwrap().star_transactions.push(t);
     }
 
     fn refuse_next_refund(&self, description: &str) {
@@ -145,6 +177,18 @@ async fn call(
                 sample("pre_checkout_query")["answerPreCheckoutQuery_response"]["body"]["result"]
                     .clone(),
             )
+        }
+        "getstartransactions" => {
+            let offset = params["offset"].as_u64().unwrap_or(0) as usize;
+            let limit = params["limit"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
+            let page: Vec<Value> = s
+                .star_transactions
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect();
+            ok(json!({"transactions": page}))
         }
         "refundstarpayment" => match s.refund_errors.pop_front() {
             Some(err) => (StatusCode::BAD_REQUEST, axum::Json(err)).into_response(),
@@ -890,5 +934,116 @@ async fn the_built_in_simulator_buys_with_stars_from_the_chat() {
         .unwrap();
     wait_status(&db.store, order_id, OrderStatus::Refunded).await;
     app.shutdown().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn the_reconciliation_records_what_telegram_lists_and_reports_what_it_does_not() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 5).await;
+    let mut shop = Shop::start(&db, &fake).await;
+    // A: paid at Telegram, but its successful_payment never reached the shop
+    let (lost, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    // B: recorded here, not listed by Telegram
+    let (unlisted, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    // C: paid and recorded, then refunded at Telegram without the refunded_payment arriving
+    let (refunded, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    for (order, charge) in [(unlisted, "charge-b"), (refunded, "charge-c")] {
+        let payload = format!("order:{order}");
+        shop.pre_checkout(CUSTOMER, &payload, 100).await;
+        shop.post("message", Shop::payment(CUSTOMER, &payload, 100, charge))
+            .await;
+        wait_status(&db.store, order, OrderStatus::Delivered).await;
+    }
+    // Telegram's list, paged: API fees and withdrawals (no sales) fill the first page and
+    // more, and one payment names no order of this shop
+    {
+        let fillers = sample_transactions();
+        let mut s = fake.state.lock().unwrap();
+        for i in 0..150 {
+            let mut t = fillers[3 + i % 2].clone();
+            t["id"] = json!(format!("fee-{i}"));
+            s.star_transactions.push(t);
+        }
+    }
+    fake.list_transaction("charge-foreign", STRANGER, "sub:x", 7, true);
+    fake.list_transaction("charge-a", CUSTOMER, &format!("order:{lost}"), 100, true);
+    fake.list_transaction(
+        "charge-c",
+        CUSTOMER,
+        &format!("order:{refunded}"),
+        100,
+        true,
+    );
+    fake.list_transaction(
+        "charge-c",
+        CUSTOMER,
+        &format!("order:{refunded}"),
+        100,
+        false,
+    );
+
+    let reconciler = telebot::actors::stars_reconciler::StarsReconciler {
+        store: db.store.clone(),
+        orders: shop.app.app.bot_env.orders.clone(),
+        outbound: shop.app.app.bot_env.outbound.clone(),
+        grace: Duration::ZERO,
+    };
+    let stopping = std::sync::atomic::AtomicBool::new(false);
+    reconciler.reconcile(&stopping).await.unwrap();
+    // (the service's own reconciler may have run a round too)
+    let offsets: Vec<Value> = fake
+        .calls("getStarTransactions")
+        .iter()
+        .map(|p| p["offset"].clone())
+        .collect();
+    assert!(
+        offsets.contains(&json!(100)) && offsets.iter().all(|o| *o == json!(0) || *o == json!(100)),
+        "154 transactions are read as two pages of 100: {offsets:?}"
+    );
+
+    wait_status(&db.store, lost, OrderStatus::Delivered).await;
+    assert_eq!(
+        db.store.order(refunded).await.unwrap().status,
+        OrderStatus::Refunded
+    );
+    let unmatched = db
+        .store
+        .list_stars_payments(Some("unmatched"), telebot::store::Page::new(200, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        unmatched.len(),
+        1,
+        "the payment of no order is kept as unmatched"
+    );
+    assert_eq!(
+        (unmatched[0].charge_id.as_str(), unmatched[0].total_amount),
+        ("charge-foreign", 7)
+    );
+    wait_for(
+        "the missing-transaction alert",
+        Duration::from_secs(10),
+        || async {
+            fake.texts_to(OPERATOR_CHAT).into_iter().find(|t| {
+                t.contains("is not among Telegram's Stars transactions")
+                    && t.contains(&format!("order #{unlisted}"))
+            })
+        },
+    )
+    .await;
+
+    // a second round finds nothing new: no second delivery, no second alert
+    reconciler.reconcile(&stopping).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(delivered_messages(&fake, CUSTOMER).await, 3);
+    let alerts = fake
+        .texts_to(OPERATOR_CHAT)
+        .into_iter()
+        .filter(|t| t.contains("is not among Telegram's Stars transactions"))
+        .count();
+    assert_eq!(alerts, 1);
+    shop.app.shutdown().await;
     db.finish().await;
 }
