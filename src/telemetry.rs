@@ -167,6 +167,57 @@ fn describe() {
         "http_connections_over_limit_total",
         "Connections arriving at http.max_connections (room made by closing the idlest, or /healthz only)"
     );
+    describe_counter!(
+        "stars_payments_total",
+        "Telegram Stars payments reported by successful_payment, by outcome (credited, unmatched, repeated, failed)"
+    );
+    describe_counter!(
+        "stars_refunds_total",
+        "Telegram Stars payments refunded (from the API or dashboard, or recorded from Telegram)"
+    );
+    describe_histogram!(
+        "precheckout_duration_seconds",
+        Unit::Seconds,
+        "Time from receiving a pre_checkout_query to answering it (Telegram allows 10 s)"
+    );
+    describe_counter!(
+        "stars_precheckouts_total",
+        "Pre-checkout queries answered, by outcome (ok, or the reason for refusing)"
+    );
+    describe_counter!(
+        "stars_reconciliation_findings_total",
+        "Differences the Stars reconciliation found with Telegram's transactions, by kind"
+    );
+    describe_gauge!(
+        "stars_reconciliation_missing",
+        "Credited Stars payments that Telegram's transactions do not list"
+    );
+    for outcome in ["credited", "unmatched", "repeated", "failed"] {
+        counter!("stars_payments_total", "outcome" => outcome).increment(0);
+    }
+    for outcome in [
+        "ok",
+        "no_order",
+        "other_user",
+        "not_stars",
+        "currency",
+        "amount",
+        "not_pending",
+        "out_of_stock",
+        "error",
+        "timeout",
+    ] {
+        counter!("stars_precheckouts_total", "outcome" => outcome).increment(0);
+    }
+    for kind in [
+        "unrecorded_payment",
+        "unrecorded_refund",
+        "missing_transaction",
+    ] {
+        counter!("stars_reconciliation_findings_total", "kind" => kind).increment(0);
+    }
+    gauge!("stars_reconciliation_missing").set(0.0);
+    counter!("stars_refunds_total").increment(0);
     gauge!("http_connections_active").set(0.0);
     for name in [
         "http_connections_over_limit_total",
@@ -194,6 +245,8 @@ fn describe() {
         "other",
         "repeated",
         "ignored",
+        "pre_checkout",
+        "payment",
     ] {
         counter!("bot_updates_total", "kind" => kind).increment(0);
     }
@@ -217,6 +270,7 @@ fn describe() {
         "bot_update_duration_seconds",
         "order_payment_duration_seconds",
         "payment_detection_latency_seconds",
+        "precheckout_duration_seconds",
     ] {
         let _ = metrics::histogram!(name);
     }

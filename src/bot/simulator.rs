@@ -69,6 +69,26 @@ pub struct SimMessage {
     pub version: u64,
 }
 
+impl SimMessage {
+    /// A new message of the bot (`from_bot`) or the user, dated now, with nothing in it yet.
+    fn new(from_bot: bool) -> SimMessage {
+        SimMessage {
+            message_id: 0,
+            from_bot,
+            date: now_ms() / 1000,
+            text: None,
+            caption: None,
+            photo: None,
+            reply_markup: None,
+            edited: false,
+            edit_date: None,
+            invoice: None,
+            payment: None,
+            version: 0,
+        }
+    }
+}
+
 struct SimChat {
     user: SimUser,
     messages: VecDeque<SimMessage>,
@@ -246,18 +266,8 @@ impl Simulator {
                 &mut s,
                 user.id,
                 SimMessage {
-                    message_id: 0,
-                    from_bot: false,
-                    date: now_ms() / 1000,
                     text: Some(text.to_owned()),
-                    caption: None,
-                    photo: None,
-                    reply_markup: None,
-                    edited: false,
-                    edit_date: None,
-                    invoice: None,
-                    payment: None,
-                    version: 0,
+                    ..SimMessage::new(false)
                 },
             )
             .expect("chat exists");
@@ -458,18 +468,11 @@ impl Simulator {
                 &mut s,
                 chat_id,
                 SimMessage {
-                    message_id: 0,
-                    from_bot: true,
-                    date: now_ms() / 1000,
                     text,
                     caption,
                     photo: photo_id,
                     reply_markup: markup,
-                    edited: false,
-                    edit_date: None,
-                    invoice: None,
-                    payment: None,
-                    version: 0,
+                    ..SimMessage::new(true)
                 },
             )
             .ok_or_else(|| ApiFailure::bad_request("chat not found"))?;
@@ -667,18 +670,8 @@ impl Simulator {
                 &mut s,
                 chat_id,
                 SimMessage {
-                    message_id: 0,
-                    from_bot: true,
-                    date: now_ms() / 1000,
-                    text: None,
-                    caption: None,
-                    photo: None,
-                    reply_markup: None,
-                    edited: false,
-                    edit_date: None,
                     invoice: Some(invoice),
-                    payment: None,
-                    version: 0,
+                    ..SimMessage::new(true)
                 },
             )
             .ok_or_else(|| ApiFailure::bad_request("chat not found"))?;
@@ -776,18 +769,9 @@ impl Simulator {
                 &mut s,
                 user.id,
                 SimMessage {
-                    message_id: 0,
-                    from_bot: false,
                     date,
-                    text: None,
-                    caption: None,
-                    photo: None,
-                    reply_markup: None,
-                    edited: false,
-                    edit_date: None,
-                    invoice: None,
                     payment: Some(paid),
-                    version: 0,
+                    ..SimMessage::new(false)
                 },
             )
             .expect("chat exists");
@@ -895,18 +879,9 @@ impl Simulator {
                 &mut s,
                 payer,
                 SimMessage {
-                    message_id: 0,
-                    from_bot: true,
                     date,
-                    text: None,
-                    caption: None,
-                    photo: None,
-                    reply_markup: None,
-                    edited: false,
-                    edit_date: None,
-                    invoice: None,
                     payment: Some(shown),
-                    version: 0,
+                    ..SimMessage::new(true)
                 },
             ) else {
                 return Ok(());

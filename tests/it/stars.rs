@@ -1047,3 +1047,85 @@ async fn the_reconciliation_records_what_telegram_lists_and_reports_what_it_does
     shop.app.shutdown().await;
     db.finish().await;
 }
+
+/// Telegram waits 10 s for the pre-checkout answer: with the database locked by another
+/// writer for longer than that, the customer is still answered (asked to try again, no Stars
+/// taken) while the lock is held, and the next query after it is gone is accepted.
+#[tokio::test]
+async fn pre_checkout_is_answered_while_the_database_is_locked() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 1).await;
+    let mut shop = Shop::start(&db, &fake).await;
+    let (order_id, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    let payload = format!("order:{order_id}");
+
+    let mut blocker = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+    sqlx::query("begin immediate")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let (answer, _) = shop.pre_checkout(CUSTOMER, &payload, 100).await;
+    // still locked here: the answer did not wait for the database
+    assert_eq!(answer["ok"], false, "{answer}");
+    assert!(
+        answer["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("No Stars were taken"),
+        "{answer}"
+    );
+    sqlx::query("rollback").execute(&mut blocker).await.unwrap();
+    drop(blocker);
+    let (answer, _) = shop.pre_checkout(CUSTOMER, &payload, 100).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+    shop.app.shutdown().await;
+    db.finish().await;
+}
+
+/// A Stars quantity button orders only from the message that shows it: forged callback data
+/// (another message, another product) sends no invoice and creates no order.
+#[tokio::test]
+async fn forged_stars_buttons_order_nothing() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 3).await;
+    let mut shop = Shop::start(&db, &fake).await;
+    let now = telebot::domain::now_ms() / 1000;
+    for data in [
+        format!("sq:{product}:1"),
+        format!("sq:{product}:100"),
+        "sq:999:1".to_owned(),
+    ] {
+        // pressed on a message whose keyboard never showed it
+        let q = json!({"id": format!("forged-{data}"), "from": user(CUSTOMER), "chat_instance": "1",
+            "data": data,
+            "message": {"message_id": 9, "date": now, "chat": {"id": CUSTOMER, "type": "private", "first_name": "Alice"},
+                "from": {"id": 7000000001i64, "is_bot": true, "first_name": "Shop Bot"}, "text": "menu",
+                "reply_markup": {"inline_keyboard": [[{"text": "Menu", "callback_data": "m"}]]}}});
+        shop.post("callback_query", q).await;
+        let id = format!("forged-{data}");
+        let answer = wait_for("the refusal", Duration::from_secs(10), || async {
+            fake.calls("answerCallbackQuery")
+                .into_iter()
+                .find(|a| a["callback_query_id"] == json!(id))
+        })
+        .await;
+        assert!(
+            answer["text"].as_str().unwrap().contains("no longer valid"),
+            "{answer}"
+        );
+    }
+    // a real one still works, so the refusals above were the forgery's
+    shop.buy_with_stars(CUSTOMER, product).await;
+    assert_eq!(fake.calls("sendInvoice").len(), 1);
+    let orders = db
+        .store
+        .list_orders(&Default::default(), telebot::store::Page::new(50, 0))
+        .await
+        .unwrap();
+    assert_eq!(orders.len(), 1, "only the real button ordered");
+    shop.app.shutdown().await;
+    db.finish().await;
+}

@@ -12,9 +12,9 @@
 //! | users: create / update                 | yes   | yes      | yes     |                       |
 //! | orders: read                           | yes   | yes      | yes     | own referrals' orders |
 //! | orders: create                         | yes   | yes      | yes     |                       |
-//! | orders: change status                  | yes   | yes      |         |                       |
+//! | orders: change status, refund          | yes   | yes      |         |                       |
 //! | payments: read                         | yes   | yes      | yes     | own referrals' orders |
-//! | payments: unmatched list, assignment   | yes   | yes      |         |                       |
+//! | payments: unmatched list, assignment, Stars payments and refunds | yes | yes |  |                       |
 //! | agents: create, change, decide payouts | yes   | yes      |         |                       |
 //! | agents: read, commissions, payouts     | yes   | yes      |         | itself                |
 //! | audit log                              | yes   | yes      |         |                       |
