@@ -644,6 +644,21 @@ async fn stars_payments_that_fit_no_order_are_kept_alerted_and_refundable() {
         "refunding a payment that paid nothing leaves the order alone"
     );
 
+    // "Check payment" on a pending Stars order points to its invoice, not to a USDT amount
+    assert_eq!(
+        db.store.order(order_id).await.unwrap().status,
+        OrderStatus::PendingPayment
+    );
+    shop.press(CUSTOMER, &format!("ck:{order_id}")).await;
+    wait_for("the check answer", Duration::from_secs(10), || async {
+        fake.calls("answerCallbackQuery").into_iter().find(|a| {
+            a["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("waits for 100 Stars") && !t.contains("USDT"))
+        })
+    })
+    .await;
+
     // a cancelled order cannot be paid any more
     let who = format!("user:{}", db.store.order(order_id).await.unwrap().user_id);
     shop.app.app.orders.cancel(order_id, &who).await.unwrap();
@@ -910,6 +925,12 @@ async fn the_built_in_simulator_buys_with_stars_from_the_chat() {
     assert_eq!(paid["ok"], true, "{paid}");
     let delivered = alice.expect(v, "Your item").await;
     assert!(delivered.text.contains("KEY-0001"), "{}", delivered.text);
+    // "My orders" names the amount in the currency it was paid in
+    let v = alice.version().await;
+    alice.say("/orders").await;
+    let list = alice.expect(v, "Your orders").await;
+    assert!(list.text.contains("100 ⭐"), "{}", list.text);
+    assert!(!list.text.contains("0.000000"), "{}", list.text);
     let again = reqwest::Client::new()
         .post(format!(
             "http://{}/sim/api/users/4242/payments",

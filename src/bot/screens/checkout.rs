@@ -299,6 +299,14 @@ pub(super) async fn check_payment(env: &BotEnv, s: &Session, id: i64) -> Result<
             &[("id", &o.id), ("status", &status_text(lang, o.status))],
         ));
     }
+    if let (crate::domain::PaymentMethod::Stars, Some(stars)) = (o.payment_method, o.stars) {
+        // paid through Telegram's invoice, confirmed the moment Telegram reports it
+        return Ok(tf(
+            lang,
+            "pay.stars_pending",
+            &[("id", &o.id), ("stars", &stars)],
+        ));
+    }
     let wallet = o.wallet.clone().unwrap_or_default();
     let seen = env
         .store

@@ -31,6 +31,14 @@ pub(super) async fn own_order(
     }
 }
 
+/// What an order costs, in its currency: "10.001 USDT" or "100 ⭐".
+pub(super) fn order_amount(o: &Order) -> String {
+    match (o.payment_method, o.stars) {
+        (crate::domain::PaymentMethod::Stars, Some(n)) => format!("{n} ⭐"),
+        _ => format!("{} {}", o.payable_amount, crate::domain::tron::TOKEN),
+    }
+}
+
 pub(super) fn status_text(lang: Language, status: OrderStatus) -> &'static str {
     t(lang, &format!("status.{}", status.as_str()))
 }
@@ -86,7 +94,7 @@ pub(super) async fn orders(
             &[
                 ("id", &o.id),
                 ("product", &name),
-                ("amount", &o.payable_amount),
+                ("amount", &order_amount(o)),
                 ("status", &status_text(lang, o.status)),
             ],
         ));
@@ -130,7 +138,7 @@ pub(super) async fn order_detail(
             ("id", &o.id),
             ("product", &name),
             ("quantity", &o.quantity),
-            ("amount", &o.payable_amount),
+            ("amount", &order_amount(o)),
             ("status", &status_text(lang, o.status)),
             ("created", &utc_minutes(o.created_at)),
         ],
