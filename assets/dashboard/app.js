@@ -581,6 +581,14 @@ async function botPanel(root) {
     ['Bot', '@' + b.bot_username], ['Sessions', b.sessions_active === null ? '?' : b.sessions_active], ['Chain source', b.chain_source]]
     .map(([l, v]) => el('div', { class: 'card' }, el('div', { class: 'value', text: String(v) }), el('div', { class: 'label', text: l })))));
   const list = el('div', { id: 'broadcasts' });
+  const support = el('div', { id: 'support-requests' });
+  const loadSupport = async () => {
+    const r = await api('GET', v1('/support/requests?limit=100'));
+    support.replaceChildren(table([['#', (x) => x.id], ['Customer', (x) => x.first_name + (x.username ? ' @' + x.username : '') + ' · tg ' + x.telegram_id],
+      ['About', (x) => x.topic], ['Opened', (x) => fmtTime(x.created_at)], ['Status', (x) => badge(x.status)],
+      ['', (x) => x.status === 'open' ? el('button', { 'data-close-support': x.id, onclick: guarded(async () => { await api('POST', v1('/support/requests/' + x.id + '/close')); toast('Request #' + x.id + ' closed'); loadSupport(); }) }, 'Mark answered') : '']],
+      r.items, null, 'No payment support requests.'));
+  };
   root.append(el('h3', { text: 'Broadcast to every customer' }), el('label', {}, 'Message (Telegram HTML)', el('textarea', { id: 'bc-text' })),
     el('button', { id: 'bc-send', class: 'primary', onclick: guarded(async () => {
       if (!val('bc-text').trim()) throw new Error('write a message first');
@@ -591,7 +599,9 @@ async function botPanel(root) {
     list.replaceChildren(table([['#', (x) => x.id], ['Text', (x) => x.text.slice(0, 60)], ['Status', (x) => badge(x.status)], ['Sent', (x) => x.sent], ['Failed', (x) => x.failed], ['Started', (x) => fmtTime(x.created_at)],
       ['', (x) => x.status === 'running' ? el('button', { onclick: guarded(async () => { await api('POST', v1('/admin/broadcasts/' + x.id + '/cancel')); load(); }) }, 'Cancel') : '']], r));
   }
+  root.append(el('h3', { text: 'Payment support requests (/paysupport)' }), support);
   await load();
+  await loadSupport();
   every(2000, load);
 }
 

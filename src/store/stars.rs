@@ -57,6 +57,22 @@ macro_rules! stars_payment_columns {
     };
 }
 
+/// A customer's request for help with a payment (`/paysupport`).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+pub struct SupportRequest {
+    pub id: i64,
+    pub user_id: i64,
+    pub telegram_id: i64,
+    pub first_name: String,
+    pub username: Option<String>,
+    /// What the request is about (`payment`).
+    pub topic: String,
+    /// `open` or `closed`.
+    pub status: String,
+    pub created_at: i64,
+    pub closed_at: Option<i64>,
+}
+
 /// What recording a Stars payment did.
 #[derive(Debug, Clone)]
 pub enum StarsSettled {
@@ -451,6 +467,58 @@ impl Store {
         let mut payment = payment;
         payment.refunded_at = Some(now);
         Ok(StarsRefunded::Done(Box::new(payment)))
+    }
+
+    /// Support requests, newest first; `status` filters (`open`, `closed`).
+    pub async fn list_support_requests(
+        &self,
+        status: Option<&str>,
+        page: Page,
+    ) -> StoreResult<Vec<SupportRequest>> {
+        on_pool!(self, pool => {
+            Ok(sqlx::query_as(
+                "select r.id, r.user_id, u.telegram_id, u.first_name, u.username, r.topic, r.status, \
+                 r.created_at, r.closed_at from support_requests r join users u on u.id = r.user_id \
+                 where ($1 is null or r.status = $1) order by r.id desc limit $2 offset $3",
+            )
+            .bind(status)
+            .bind(page.limit)
+            .bind(page.offset)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// An operator closes a support request (answered); `false` when it was closed already.
+    pub async fn close_support_request(&self, id: i64, who: &str) -> StoreResult<bool> {
+        let mut t = self.begin().await?;
+        let mut tx = t.tx();
+        let exists: Option<String> = tx
+            .scalar_optional(
+                "select status from support_requests where id = $1",
+                &[id.into()],
+            )
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("support request"));
+        }
+        let now = now_ms();
+        let closed = tx
+            .execute(
+                "update support_requests set status = 'closed', closed_at = $2 where id = $1 and status = 'open'",
+                &[id.into(), now.into()],
+            )
+            .await?;
+        if closed == 1 {
+            tx.append_audit(
+                &AuditRecord::new(who, "support_request.closed", "support_request", id)
+                    .before(&json!({"status": "open"}))
+                    .after(&json!({"status": "closed"})),
+            )
+            .await?;
+            t.commit().await?;
+        }
+        Ok(closed == 1)
     }
 
     /// A customer's `/paysupport`: a request for operators, who are alerted.

@@ -837,6 +837,22 @@ async fn stars_are_bought_and_refunded_from_the_dashboard_in_a_real_browser() {
     )
     .await;
     b.screenshot("simulator-stars-paid").await;
+    // the customer asks for help with the payment
+    b.type_into("#sim-text", "/paysupport").await;
+    // (the payment's toast sits over the Send button for a moment)
+    b.eval("document.getElementById('sim-composer').requestSubmit(); return 1;")
+        .await;
+    b.wait_until("the support answer", "[...document.querySelectorAll('#sim-chat .bubble')].some(x => x.textContent.includes('Payment support'))").await;
+    b.click("button[data-panel=bot]").await;
+    b.wait_until(
+        "the support request",
+        "document.querySelector('#support-requests button[data-close-support]')",
+    )
+    .await;
+    b.screenshot("bot-support").await;
+    b.click("#support-requests button[data-close-support]")
+        .await;
+    b.wait_until("the request answered", "(() => { const t = document.querySelector('#support-requests'); return t && t.textContent.includes('closed') && !t.querySelector('button[data-close-support]'); })()").await;
 
     // Overview: Stars revenue beside the USDT revenue, not added to it
     let stars = vpn.stars_price.unwrap();

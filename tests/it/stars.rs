@@ -735,6 +735,33 @@ async fn a_refund_made_elsewhere_refunds_the_order_and_paysupport_opens_a_reques
         },
     )
     .await;
+    // operators list it and mark it answered
+    let operator = token(&db.store, Role::Operator, None).await;
+    let (status, open) = shop
+        .api(
+            reqwest::Method::GET,
+            "/support/requests?status=open",
+            &operator,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let items = open["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["telegram_id"], CUSTOMER);
+    let id = items[0]["id"].as_i64().unwrap();
+    let path = format!("/support/requests/{id}/close");
+    let (status, _) = shop.api(reqwest::Method::POST, &path, &operator).await;
+    assert_eq!(status, 204);
+    let (status, _) = shop.api(reqwest::Method::POST, &path, &operator).await;
+    assert_eq!(status, 409, "closed already");
+    let (_, open) = shop
+        .api(
+            reqwest::Method::GET,
+            "/support/requests?status=open",
+            &operator,
+        )
+        .await;
+    assert!(open["items"].as_array().unwrap().is_empty());
     shop.app.shutdown().await;
     db.finish().await;
 }
@@ -1148,5 +1175,46 @@ async fn forged_stars_buttons_order_nothing() {
         .unwrap();
     assert_eq!(orders.len(), 1, "only the real button ordered");
     shop.app.shutdown().await;
+    db.finish().await;
+}
+
+/// Two instances on one PostgreSQL database both receive the same `successful_payment` (a
+/// webhook redelivered to another instance behind a load balancer): one delivery, one record.
+#[tokio::test]
+#[cfg_attr(
+    not(telebot_postgres),
+    ignore = "needs PostgreSQL: set TELEBOT_TEST_POSTGRES_URL"
+)]
+async fn a_payment_reaching_two_instances_delivers_once() {
+    let db = TestDb::postgres().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 2).await;
+    let mut first = Shop::start(&db, &fake).await;
+    let mut second = Shop::start(&db, &fake).await;
+    second.next_update = 800_000_001;
+    let (order_id, _) = first.buy_with_stars(CUSTOMER, product).await;
+    let payload = format!("order:{order_id}");
+    let (answer, _) = first.pre_checkout(CUSTOMER, &payload, 100).await;
+    assert_eq!(answer["ok"], true);
+    let paid = Shop::payment(CUSTOMER, &payload, 100, "charge-two-instances");
+    tokio::join!(
+        first.post("message", paid.clone()),
+        second.post("message", paid.clone())
+    );
+    wait_status(&db.store, order_id, OrderStatus::Delivered).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(payments_recorded(&db.store).await, 1);
+    wait_for("the delivery message", Duration::from_secs(15), || async {
+        (delivered_messages(&fake, CUSTOMER).await >= 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        delivered_messages(&fake, CUSTOMER).await,
+        1,
+        "delivered once"
+    );
+    second.app.shutdown().await;
+    first.app.shutdown().await;
     db.finish().await;
 }

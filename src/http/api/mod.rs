@@ -88,6 +88,8 @@ pub fn router() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(stars::refund_order))
         .routes(routes!(stars::list_payments))
         .routes(routes!(stars::refund_payment))
+        .routes(routes!(stars::list_support))
+        .routes(routes!(stars::close_support))
         .routes(routes!(payments::payment_of_order))
         .routes(routes!(payments::list_transfers))
         .routes(routes!(payments::assign_transfer))

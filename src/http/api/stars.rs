@@ -13,7 +13,7 @@ use crate::domain::{OrderStatus, PaymentMethod, Role};
 use crate::http::AppState;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::store::{Order, StarsPayment, StarsRefunded};
+use crate::store::{Order, StarsPayment, StarsRefunded, SupportRequest};
 
 const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
 
@@ -140,6 +140,64 @@ async fn give_back(
         stars_payment: Some(payment),
         telegram: Some(telegram),
     })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SupportQuery {
+    /// `open` or `closed`.
+    pub status: Option<String>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/support/requests", tag = "admin", params(SupportQuery),
+    responses((status = 200, body = Listing<SupportRequest>), (status = 401), (status = 403), (status = 422)))]
+/// Customers' `/paysupport` requests, newest first.
+pub async fn list_support(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SupportQuery>,
+) -> Result<Json<Listing<SupportRequest>>, ApiError> {
+    caller.require(OPERATORS)?;
+    let page = PageParams {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .page()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s @ ("open" | "closed")) => Some(s),
+        Some(_) => return Err(ApiError::invalid("status", "open or closed")),
+    };
+    Ok(Json(Listing::new(
+        app.store.list_support_requests(status, page).await?,
+        page,
+    )))
+}
+
+#[utoipa::path(post, path = "/support/requests/{id}/close", tag = "admin", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
+/// Marks a support request answered.
+pub async fn close_support(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(OPERATORS)?;
+    let id = path_id(&id, "id")?;
+    if app
+        .store
+        .close_support_request(id, &caller.audit_name())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::conflict(format!(
+            "support request #{id} is closed already"
+        )))
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
