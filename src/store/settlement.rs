@@ -290,6 +290,10 @@ async fn pay(
         Ok(order) => order,
         Err(status) => return Ok(PayOutcome::NotPending(status)),
     };
+    if order.payment_method == PaymentMethod::Stars {
+        // its price is in Stars: neither a USDT transfer nor the balance pays it
+        return Ok(PayOutcome::DoesNotFit(Misfit::PaidInStars));
+    }
     let transfer: Transfer = tx
         .fetch_optional(
             concat!(
@@ -386,6 +390,10 @@ async fn pay_from_balance(
         Ok(order) => order,
         Err(status) => return Ok(PayOutcome::NotPending(status)),
     };
+    if order.payment_method == PaymentMethod::Stars {
+        // its price is in Stars: neither a USDT transfer nor the balance pays it
+        return Ok(PayOutcome::DoesNotFit(Misfit::PaidInStars));
+    }
     if order.kind == ProductKind::Topup {
         return Ok(PayOutcome::DoesNotFit(Misfit::TopupFromBalance));
     }
@@ -572,6 +580,8 @@ pub enum Misfit {
     AfterWindow,
     #[error("a top-up cannot be paid from the balance")]
     TopupFromBalance,
+    #[error("the order is paid in Telegram Stars, through its invoice")]
+    PaidInStars,
 }
 
 /// What placing a transfer elsewhere did.

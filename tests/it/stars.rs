@@ -1218,3 +1218,47 @@ async fn a_payment_reaching_two_instances_delivers_once() {
     first.app.shutdown().await;
     db.finish().await;
 }
+
+/// A Stars order is paid only with Stars: the balance does not pay it (its USDT price is 0, so
+/// it would cost nothing). An operator's assignment of a USDT transfer meets the same check.
+#[tokio::test]
+async fn a_stars_order_is_not_paid_from_the_balance() {
+    let db = TestDb::sqlite().await;
+    let fake = FakeBotApi::start().await;
+    let product = stars_product(&db.store, 1).await;
+    let mut shop = Shop::start(&db, &fake).await;
+    let (order_id, _) = shop.buy_with_stars(CUSTOMER, product).await;
+    let order = db.store.order(order_id).await.unwrap();
+    db.store
+        .adjust_balance(
+            order.user_id,
+            telebot::domain::Money::parse("100").unwrap(),
+            telebot::store::LedgerReason::Adjustment,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let outcome = shop
+        .app
+        .app
+        .orders
+        .pay_from_balance(order_id, "test")
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            telebot::store::PayOutcome::DoesNotFit(telebot::store::Misfit::PaidInStars)
+        ),
+        "{outcome:?}"
+    );
+    let user = db.store.user(order.user_id).await.unwrap();
+    assert_eq!(user.balance.to_string(), "100.000000", "nothing debited");
+    assert_eq!(
+        db.store.order(order_id).await.unwrap().status,
+        OrderStatus::PendingPayment
+    );
+    shop.app.shutdown().await;
+    db.finish().await;
+}

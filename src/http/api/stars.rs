@@ -17,6 +17,21 @@ use crate::store::{Order, StarsPayment, StarsRefunded, SupportRequest};
 
 const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
 
+/// A listing filter that takes one of `allowed` (or nothing).
+fn one_of<'a>(
+    field: &str,
+    value: Option<&'a str>,
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(ApiError::invalid(
+            field,
+            format!("one of {}", allowed.join(", ")),
+        )),
+        v => Ok(v),
+    }
+}
+
 /// What a refund did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RefundOutcome {
@@ -166,11 +181,7 @@ pub async fn list_support(
         offset: q.offset,
     }
     .page()?;
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s @ ("open" | "closed")) => Some(s),
-        Some(_) => return Err(ApiError::invalid("status", "open or closed")),
-    };
+    let status = one_of("status", q.status.as_deref(), &["open", "closed"])?;
     Ok(Json(Listing::new(
         app.store.list_support_requests(status, page).await?,
         page,
@@ -224,11 +235,7 @@ pub async fn list_payments(
         offset: q.offset,
     }
     .page()?;
-    let outcome = match q.outcome.as_deref() {
-        None => None,
-        Some(o @ ("credited" | "unmatched")) => Some(o),
-        Some(_) => return Err(ApiError::invalid("outcome", "credited or unmatched")),
-    };
+    let outcome = one_of("outcome", q.outcome.as_deref(), &["credited", "unmatched"])?;
     Ok(Json(Listing::new(
         app.store.list_stars_payments(outcome, page).await?,
         page,
